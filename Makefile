@@ -1,0 +1,32 @@
+# wlsync: every target creates and uses the local virtualenv itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv migrate functions test test-all demo bench bench-quick clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Apply migrations (and install sql/functions) to $$WLSYNC_SOURCE, else the PG* database.
+migrate: venv
+	$(PY) wlsync_migrate.py migrate
+
+# Development: re-install every sql/functions file without a migration.
+functions: venv
+	$(PY) wlsync_migrate.py functions
+
+test: venv
+	$(PY) -m pytest
+
+test-all: venv
+	$(PY) -m pytest -m ''
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

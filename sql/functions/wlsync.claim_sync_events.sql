@@ -1,0 +1,150 @@
+CREATE OR REPLACE FUNCTION wlsync.claim_sync_events(p_batch integer)
+RETURNS TABLE (table_schema name, table_name name, pk jsonb, action text, row_data jsonb,
+               last_event_id bigint, events integer, enqueued_at timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+AS $function$
+-- ---------------------------------------------------------------------------
+-- wlsync.claim_sync_events(p_batch)
+--   The driver's one call per batch, in its own transaction:
+--     BEGIN; SELECT * FROM wlsync.claim_sync_events(1000);
+--     <write the rows to WL and commit WL>; COMMIT;
+--   Deletes the oldest pending events (skipping those other drivers hold) and
+--   returns, per claimed key, the row as it is now: the events vanish only
+--   when the caller commits, after WL has the rows; a rollback (or a crash)
+--   leaves them queued. Inside BEGIN ... ROLLBACK it is a harmless peek.
+--
+--   Per-key rule (WL never goes backwards): a key is claimed only together
+--   with every event of it that this statement's snapshot can see, all locked
+--   here (FOR UPDATE SKIP LOCKED); if any of them is held by another batch,
+--   the key is left for later. Of two batches open at once, the one with the
+--   older snapshot sees a subset of the other's events of the key, so both
+--   need a common row lock and at most one takes the key. The row is read by a
+--   later statement, after the key's events are locked, so the holder's read
+--   is newer than anything an earlier holder of the key wrote to WL (that one
+--   committed before the locks could be had), and each WL write happens before
+--   the key is released. Hence READ COMMITTED is required.
+--
+--   The head is picked by a MATERIALIZED CTE (LIMIT ... FOR UPDATE SKIP LOCKED
+--   in a subquery may be re-evaluated and lock more rows than it returns), and
+--   rows are addressed by event_id = ANY(ARRAY(...)) so the plan stays an index
+--   scan of the queue's primary key whatever the planner thinks of a CTE.
+--
+-- Parameters: p_batch  at most this many keys (events of the first p_batch
+--             events' keys; later events of those keys are taken along)
+-- Returns:    one row per key: table_schema, table_name, pk (jsonb of the key
+--             columns), action ('upsert' when the row exists, 'delete' when it
+--             is gone), row_data (jsonb: every column as its PostgreSQL text
+--             output, JSON null for NULL; NULL for 'delete'), last_event_id,
+--             events (how many were collapsed), enqueued_at (oldest of them).
+--             Text output is pinned (UTC, ISO dates, hex bytea, exact floats).
+-- Raises:     22023 when p_batch < 1; 25001 outside READ COMMITTED.
+-- Touches:    deletes from wlsync.queue (row locks until the caller ends);
+--             reads the tracked tables (ACCESS SHARE). Writers are never
+--             blocked: they only insert into the queue.
+-- SECURITY DEFINER: a driver role needs EXECUTE on this function, not rights
+--             on the queue or the tables.
+-- ---------------------------------------------------------------------------
+DECLARE
+    v_table_ids integer[];
+    v_pks jsonb[];
+    v_last_event_ids bigint[];
+    v_events integer[];
+    v_enqueued_at timestamptz[];
+    v_table record;
+BEGIN
+    IF p_batch IS NULL OR p_batch < 1 THEN
+        RAISE EXCEPTION 'wlsync.claim_sync_events: batch must be a positive number of events, got %', p_batch
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'wlsync.claim_sync_events must run in a READ COMMITTED transaction, not %',
+                        current_setting('transaction_isolation')
+            USING ERRCODE = 'active_sql_transaction',
+                  HINT = 'The per-key rule reads each claimed row with a snapshot taken after the claim.';
+    END IF;
+
+    WITH head AS MATERIALIZED (
+        SELECT q.table_id, q.pk
+        FROM wlsync.queue AS q
+        ORDER BY q.event_id
+        LIMIT p_batch
+        FOR UPDATE SKIP LOCKED
+    ), key_events AS MATERIALIZED (
+        SELECT q.event_id, q.table_id, q.pk
+        FROM (SELECT DISTINCT h.table_id, h.pk FROM head AS h) AS k
+        JOIN wlsync.queue AS q ON q.table_id = k.table_id AND q.pk = k.pk
+    ), locked AS MATERIALIZED (
+        SELECT q.event_id
+        FROM wlsync.queue AS q
+        WHERE q.event_id = ANY (ARRAY(SELECT ke.event_id FROM key_events AS ke))
+        FOR UPDATE SKIP LOCKED
+    ), whole_keys AS MATERIALIZED (
+        SELECT ke.table_id, ke.pk
+        FROM key_events AS ke
+        LEFT JOIN locked AS l ON l.event_id = ke.event_id
+        GROUP BY ke.table_id, ke.pk
+        HAVING count(*) = count(l.event_id)
+    ), claimed AS (
+        DELETE FROM wlsync.queue AS q
+        WHERE q.event_id = ANY (ARRAY(
+            SELECT ke.event_id
+            FROM key_events AS ke
+            JOIN whole_keys AS w ON w.table_id = ke.table_id AND w.pk = ke.pk))
+        RETURNING q.table_id, q.pk, q.event_id, q.enqueued_at
+    ), per_key AS (
+        SELECT c.table_id, c.pk, max(c.event_id) AS last_event_id,
+               count(*)::integer AS events, min(c.enqueued_at) AS enqueued_at
+        FROM claimed AS c
+        GROUP BY c.table_id, c.pk
+    )
+    SELECT array_agg(p.table_id ORDER BY p.last_event_id), array_agg(p.pk ORDER BY p.last_event_id),
+           array_agg(p.last_event_id ORDER BY p.last_event_id), array_agg(p.events ORDER BY p.last_event_id),
+           array_agg(p.enqueued_at ORDER BY p.last_event_id)
+    INTO v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at
+    FROM per_key AS p;
+
+    IF v_table_ids IS NULL THEN
+        RETURN;
+    END IF;
+
+    -- A new statement, hence a new snapshot: the rows are read after their
+    -- keys were locked above. One query per table, keyed through its PK index.
+    FOR v_table IN
+        SELECT t.table_id, t.relid, t.pk_columns, n.nspname, c.relname
+        FROM wlsync.tracked_table AS t
+        JOIN pg_class AS c ON c.oid = t.relid
+        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE t.table_id = ANY (v_table_ids)
+    LOOP
+        RETURN QUERY EXECUTE format($sql$
+            SELECT %1$L::name, %2$L::name, k.pk,
+                   CASE WHEN t.%4$I IS NULL THEN 'delete' ELSE 'upsert' END,
+                   CASE WHEN t.%4$I IS NULL THEN NULL
+                        ELSE pg_catalog.jsonb_object(ARRAY[%5$s]::text[], ARRAY[%6$s]::text[]) END,
+                   k.last_event_id, k.events, k.enqueued_at
+            FROM unnest($1, $2, $3, $4, $5) AS k(table_id, pk, last_event_id, events, enqueued_at)
+            CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%3$s, k.pk) AS key
+            LEFT JOIN %3$s AS t ON %7$s
+            WHERE k.table_id = $6
+            ORDER BY k.last_event_id$sql$,
+            v_table.nspname, v_table.relname, v_table.relid, v_table.pk_columns[1],
+            (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY a.attnum)
+             FROM pg_attribute AS a
+             WHERE a.attrelid = v_table.relid AND a.attnum > 0 AND NOT a.attisdropped),
+            (SELECT string_agg(format('t.%I::text', a.attname), ', ' ORDER BY a.attnum)
+             FROM pg_attribute AS a
+             WHERE a.attrelid = v_table.relid AND a.attnum > 0 AND NOT a.attisdropped),
+            (SELECT string_agg(format('t.%1$I = key.%1$I', c), ' AND ') FROM unnest(v_table.pk_columns) AS c))
+        USING v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at, v_table.table_id;
+    END LOOP;
+END
+$function$;
+
+COMMENT ON FUNCTION wlsync.claim_sync_events(integer) IS
+    'Driver: take up to p_batch keys off the queue (SKIP LOCKED, per-key exclusive) and return their current rows; commit after WL has them';

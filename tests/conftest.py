@@ -1,0 +1,68 @@
+"""Test fixtures: a template database built by the real migrations, copied per test.
+
+Tests talk to the running PostgreSQL server (pytest-postgresql's no-process
+fixture). Set WLSYNC_TEST_DB to give parallel runs their own database names.
+"""
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+
+import wlsync_migrate
+
+TEST_DB = os.environ.get("WLSYNC_TEST_DB", "wlsync_test")
+
+
+def build_template(host, port, user, dbname, password, **_):
+    """Exactly what `make migrate` does, on the template database."""
+    dsn = psycopg.conninfo.make_conninfo(host=host, port=port, user=user, dbname=dbname, password=password)
+    wlsync_migrate.migrate(dsn)
+
+
+postgresql_server = factories.postgresql_noproc(dbname=TEST_DB, load=[build_template])
+postgresql = factories.postgresql("postgresql_server")
+
+
+@pytest.fixture
+def mdb(postgresql) -> psycopg.Connection:
+    """An autocommit connection to a fresh, migrated MDB database."""
+    postgresql.autocommit = True
+    return postgresql
+
+
+@pytest.fixture
+def mdb_dsn(mdb) -> str:
+    """DSN of the test's MDB, for extra connections and processes."""
+    info = mdb.info
+    return psycopg.conninfo.make_conninfo(host=info.host, port=info.port, user=info.user, dbname=info.dbname)
+
+
+@pytest.fixture
+def connect(mdb_dsn):
+    """Open more connections to the test's MDB; all closed at teardown."""
+    opened: list[psycopg.Connection] = []
+
+    def _connect(autocommit: bool = False, **kwargs) -> psycopg.Connection:
+        conn = psycopg.connect(mdb_dsn, autocommit=autocommit, **kwargs)
+        opened.append(conn)
+        return conn
+
+    yield _connect
+    for conn in opened:
+        conn.close()
+
+
+def queue_rows(conn) -> list[tuple]:
+    """(table, key, op) of every pending event, oldest first."""
+    return conn.execute(
+        "SELECT t.relid::text, q.pk, q.op FROM wlsync.queue AS q"
+        " JOIN wlsync.tracked_table AS t USING (table_id) ORDER BY q.event_id").fetchall()
+
+
+def claim(conn, batch: int = 1000) -> list[dict]:
+    """Call wlsync.claim_sync_events in conn's current transaction; rows as dicts."""
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return cur.execute("SELECT * FROM wlsync.claim_sync_events(%s)", (batch,)).fetchall()

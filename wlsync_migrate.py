@@ -1,0 +1,142 @@
+"""Install or upgrade wlsync's schema in MDB (``make migrate``, ``make functions``).
+
+The migrations in ``migrations/`` are applied with yoyo; its post-apply hook
+(re)installs every ``sql/functions/*.sql`` file. ``functions`` re-installs the
+function files alone, for development.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent
+MIGRATIONS = ROOT / "migrations"
+FUNCTIONS = ROOT / "sql" / "functions"
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, no traceback."""
+
+
+def source_dsn(cli_value: str | None = None) -> str:
+    """MDB's libpq DSN: the option, else WLSYNC_SOURCE, else '' (libpq's PG* variables)."""
+    return cli_value or os.environ.get("WLSYNC_SOURCE", "")
+
+
+def describe(dsn: str) -> str:
+    """The DSN for messages, without its password."""
+    if not dsn:
+        return "the database named by the PG* environment variables"
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the given DSN"
+    info.pop("password", None)
+    return psycopg.conninfo.make_conninfo(**info) or "the default database"
+
+
+def connect(dsn: str, **kwargs) -> psycopg.Connection:
+    """psycopg.connect, with connection failures turned into a one-line UserError."""
+    try:
+        return psycopg.connect(dsn, connect_timeout=10, **kwargs)
+    except psycopg.ProgrammingError as exc:  # malformed conninfo
+        raise UserError(f"invalid source DSN {dsn!r}: {one_line(exc)}; "
+                        "give a libpq URL such as postgresql://user@host:5432/dbname") from None
+    except psycopg.OperationalError as exc:
+        raise UserError(f"cannot connect to {describe(dsn)}: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """A database error's message on one line (libpq spreads some over several)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines) or exc.__class__.__name__
+
+
+def install_functions(conn) -> None:
+    """Run every sql/functions/*.sql file (CREATE OR REPLACE: safe to repeat).
+
+    ``conn`` is any DB-API connection (yoyo's, or ours); the caller commits.
+    """
+    cursor = conn.cursor()
+    for path in sorted(FUNCTIONS.glob("*.sql")):
+        cursor.execute(path.read_text())
+    # Functions are executable by PUBLIC by default; nothing of wlsync's is.
+    cursor.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA wlsync FROM PUBLIC")
+
+
+def yoyo_url(conn: psycopg.Connection) -> str:
+    """A yoyo URL for the database ``conn`` reached (so PG* variables work too).
+
+    The password is left out: libpq finds it again where it found it first
+    (the DSN's password is passed through PGPASSWORD by the caller).
+    """
+    info = conn.info
+    host = info.host if not info.host.startswith("/") else ""
+    netloc = quote(info.user, safe="") + "@" + (host or "")
+    if info.port:
+        netloc += f":{info.port}"
+    url = f"postgresql+psycopg://{netloc}/{quote(info.dbname, safe='')}"
+    if host == "" and info.host:
+        url += "?host=" + quote(info.host, safe="")
+    return url
+
+
+def migrate(dsn: str) -> int:
+    """Apply pending migrations; returns how many were applied."""
+    from yoyo import get_backend, read_migrations
+
+    with connect(dsn) as probe:
+        url = yoyo_url(probe)
+        password = probe.info.password
+    if password:
+        os.environ["PGPASSWORD"] = password
+    backend = get_backend(url)
+    try:
+        migrations = read_migrations(str(MIGRATIONS))
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
+    return len(pending)
+
+
+def reinstall_functions(dsn: str) -> int:
+    with connect(dsn) as conn:
+        exists = conn.execute("SELECT to_regnamespace('wlsync') IS NOT NULL").fetchone()[0]
+        if not exists:
+            raise UserError(f"{describe(dsn)} has no wlsync schema; run `make migrate` first")
+        install_functions(conn)
+    return len(list(FUNCTIONS.glob("*.sql")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wlsync_migrate", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["migrate", "functions"])
+    parser.add_argument("--source", help="MDB libpq URL (default: $WLSYNC_SOURCE, then PG* variables)")
+    args = parser.parse_args(argv)
+    dsn = source_dsn(args.source)
+    try:
+        if args.command == "migrate":
+            applied = migrate(dsn)
+            print(f"wlsync: {applied} migration(s) applied to {describe(dsn)}"
+                  if applied else f"wlsync: {describe(dsn)} is up to date")
+        else:
+            count = reinstall_functions(dsn)
+            print(f"wlsync: {count} function file(s) installed in {describe(dsn)}")
+    except UserError as exc:
+        print(f"wlsync: error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(f"wlsync: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
