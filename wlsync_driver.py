@@ -1,0 +1,358 @@
+"""wlsync driver: keeps WL's copy of MDB's tracked tables in sync.
+
+    python wlsync_driver.py run    --source URL --target URL [--batch N] [--sweep-interval S] [--once]
+    python wlsync_driver.py status --source URL
+    python wlsync_driver.py verify --source URL --target URL
+    python wlsync_driver.py migrate --source URL
+
+One cycle: BEGIN on MDB; rows := wlsync.claim_sync_events(batch); write them to
+WL and commit WL; COMMIT MDB. Events vanish from MDB's queue only after WL has
+them; a crash in between redelivers them, and applying them again is harmless.
+The intelligence is in MDB's wlsync.* functions; this file only calls them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import select
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row, tuple_row
+from psycopg.types.json import Jsonb
+
+from wlsync_db import UserError, connect, describe, one_line, source_dsn
+from wlsync_sinks import Sink, SinkError, TargetError, open_sink, same_value, tables_from_rows
+
+log = logging.getLogger("wlsync")
+
+DEFAULT_BATCH = 1000
+DEFAULT_TARGET = "sqlite:///wl.db"
+CHANNEL = "wlsync_v1"
+ONCE_MAX_RETRIES = 5  # run --once gives up (exit 1) after this many failed attempts in a row
+
+
+class Backoff:
+    """Capped exponential backoff with jitter: 0.5 s, 1 s, 2 s ... up to `cap`."""
+
+    def __init__(self, base: float = 0.5, cap: float = 30.0):
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2 ** self.attempt)
+        self.attempt += 1
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Driver:
+    def __init__(self, dsn: str, sink: Sink, batch: int, sweep_interval: float, once: bool,
+                 claim_timeout: float):
+        self.dsn, self.sink, self.batch = dsn, sink, batch
+        self.sweep_interval, self.once, self.claim_timeout = sweep_interval, once, claim_timeout
+        self.stopping = False
+        self.synced_events = 0
+        self.claims: psycopg.Connection | None = None
+        self.listener: psycopg.Connection | None = None
+        self.known_columns: dict[tuple[str, str], set[str]] = {}
+        self.backoff = Backoff()  # reset by every batch that syncs
+        # Signals wake the select() in wait() through this pipe.
+        self.wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        os.set_blocking(self.wake_read, False)
+        signal.set_wakeup_fd(wake_write)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self.stop)
+
+    def stop(self, signum, _frame) -> None:
+        log.info("received %s: finishing the batch in hand, then exiting", signal.Signals(signum).name)
+        self.stopping = True
+
+    # -- connections ------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.claims = connect(self.dsn, autocommit=True, row_factory=dict_row,
+                              application_name="wlsync_driver")
+        check_schema(self.claims, self.dsn)
+        # Bound the claim transaction: a hung WL must not hold MDB's rows forever.
+        timeout_ms = int(self.claim_timeout * 1000)
+        self.claims.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
+        self.claims.execute(f"SET statement_timeout = {timeout_ms}")
+        self.claims.execute("SET lock_timeout = '10s'")
+        self.listener = connect(self.dsn, autocommit=True, application_name="wlsync_driver_listen")
+        self.listener.execute(f"LISTEN {CHANNEL}")
+
+    def close(self) -> None:
+        for conn in (self.claims, self.listener):
+            if conn is not None:
+                conn.close()
+        self.claims = self.listener = None
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Drain until stopped (or, with --once, until the queue is empty)."""
+        self.connect()  # errors of the first connection are the user's: reported, exit 2
+        while True:
+            try:
+                if self.claims is None:
+                    self.connect()
+                self.serve()
+                return 0
+            except (psycopg.OperationalError, UserError) as exc:
+                problem = f"MDB unavailable ({exc if isinstance(exc, UserError) else one_line(exc)})"
+            except SinkError as exc:
+                problem = f"WL write failed, batch rolled back ({exc})"
+            self.close()
+            if self.stopping:
+                return 0
+            if self.once and self.backoff.attempt >= ONCE_MAX_RETRIES:
+                log.error("%s; giving up after %d retries", problem, self.backoff.attempt)
+                return 1
+            delay = self.backoff.next()
+            log.warning("%s; retrying in %.1f s", problem, delay)
+            self.wait_for(delay, listening=False)
+
+    def serve(self) -> None:
+        self.drain()  # after every (re)connect: notifications sent while away are lost
+        while not self.stopping and not self.once:
+            self.listener.execute("SELECT wlsync.arm_wakeup(%s * interval '1 second')",
+                                  [2 * self.sweep_interval])
+            # Re-check: a change committed while we armed did not notify.
+            if not self.drain():
+                self.wait_for(self.sweep_interval, listening=True)
+            self.listener.execute("SELECT wlsync.disarm_wakeup()")
+            self.drain()
+
+    def drain(self) -> int:
+        """Sync batches until a claim comes back empty; returns the events synced."""
+        total = 0
+        while not self.stopping:
+            synced = self.sync_batch()
+            if not synced:
+                break
+            total += synced
+        return total
+
+    def sync_batch(self) -> int:
+        started = time.monotonic()
+        with self.claims.transaction():
+            rows = self.claims.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [self.batch]).fetchall()
+            if not rows:
+                return 0
+            self.ensure_tables(rows)
+            self.sink.apply(rows)  # WL commits here; MDB commits when the block ends
+        self.backoff.reset()
+        events = sum(r["events"] for r in rows)
+        self.synced_events += events
+        lag = (datetime.now(timezone.utc) - min(r["enqueued_at"] for r in rows)).total_seconds()
+        tables: dict[str, int] = {}
+        for r in rows:
+            name = f"{r['table_schema']}.{r['table_name']}"
+            tables[name] = tables.get(name, 0) + 1
+        log.info("synced %d events (%d keys) in %.1f ms, lag %.3f s: %s", events, len(rows),
+                 (time.monotonic() - started) * 1000, lag,
+                 ", ".join(f"{t}={n}" for t, n in sorted(tables.items())),
+                 extra={"fields": {"events": events, "keys": len(rows), "lag_s": round(lag, 3),
+                                   "tables": tables}})
+        return events
+
+    def ensure_tables(self, rows: list[dict]) -> None:
+        """Create or widen WL tables the first time a table (or a new column) shows up."""
+        if all((r["table_schema"], r["table_name"]) in self.known_columns
+               and (r["row_data"] is None
+                    or r["row_data"].keys() <= self.known_columns[(r["table_schema"], r["table_name"])])
+               for r in rows):
+            return
+        tables = tables_from_rows(
+            tuple(row.values()) for row in self.claims.execute("SELECT * FROM wlsync.tracked_columns()"))
+        self.sink.ensure_tables(tables)
+        self.known_columns = {key: {c.name for c in t.columns} for key, t in tables.items()}
+
+    def wait_for(self, timeout: float, listening: bool) -> bool:
+        """Sleep up to `timeout`; returns early on a notification (True) or a signal."""
+        watched = [self.wake_read] + ([self.listener.fileno()] if listening else [])
+        ready, _, _ = select.select(watched, [], [], timeout)
+        if self.wake_read in ready:
+            os.read(self.wake_read, 512)
+        if listening and self.listener.fileno() in ready:
+            # Consumes the notifications; raises OperationalError if the connection died.
+            return bool(list(self.listener.notifies(timeout=0)))
+        return False
+
+
+def check_schema(conn: psycopg.Connection, dsn: str) -> None:
+    cursor = conn.cursor(row_factory=tuple_row)
+    if not cursor.execute("SELECT to_regnamespace('wlsync') IS NOT NULL").fetchone()[0]:
+        raise UserError(f"{describe(dsn)} has no wlsync schema: run `make migrate` "
+                        "(or python wlsync_driver.py migrate --source URL) and wlsync.track() its tables")
+
+
+# -- status and verify ------------------------------------------------------------------
+
+def status(dsn: str) -> int:
+    with connect(dsn, autocommit=True) as conn:
+        check_schema(conn, dsn)
+        rows = conn.execute("SELECT table_schema, table_name, pending_events, oldest_age "
+                            "FROM wlsync.queue_status()").fetchall()
+    if not rows:
+        print("no tracked tables: SELECT wlsync.track('<table>') to start")
+        return 0
+    print(f"{'table':40} {'pending':>10} {'oldest age':>14}")
+    for schema, table, pending, age in rows:
+        age_text = f"{age.total_seconds():.1f} s" if age is not None else "-"
+        print(f"{schema + '.' + table:40} {pending:>10} {age_text:>14}")
+    return 0
+
+
+def verify(dsn: str, sink: Sink, chunk: int = 5000) -> int:
+    """Compare every tracked table, in chunks; print each differing key."""
+    differences = 0
+    with connect(dsn, autocommit=True) as conn:
+        check_schema(conn, dsn)
+        tables = tables_from_rows(conn.execute("SELECT * FROM wlsync.tracked_columns()").fetchall())
+        sink.ensure_tables(tables)
+        for (schema, name), table in tables.items():
+            relation = sql.Identifier(schema, name).as_string(conn)
+            # MDB -> WL: missing and different rows, a key-ordered page at a time.
+            after = None
+            while True:
+                page = conn.execute("SELECT pk, row_data FROM wlsync.read_rows(%s, %s, %s)",
+                                    [relation, Jsonb(after) if after else None,
+                                     chunk]).fetchall()
+                if not page:
+                    break
+                wl_rows = sink.rows_by_key(table, [pk for pk, _ in page])
+                for (pk, mdb_row), wl_row in zip(page, wl_rows):
+                    if wl_row is None:
+                        differences += report(schema, name, "missing in WL", pk)
+                    else:
+                        changed = [c.name for c in table.columns
+                                   if not same_value(c, mdb_row.get(c.name), wl_row.get(c.name))]
+                        if changed:
+                            differences += report(schema, name, "different", pk, changed)
+                after = page[-1][0]
+            # WL -> MDB: rows WL has that MDB does not.
+            for keys in sink.keys(table, chunk):
+                mdb_rows = conn.execute("SELECT pk, row_data FROM wlsync.current_rows(%s, %s)",
+                                        [relation, [Jsonb(k) for k in keys]]).fetchall()
+                for pk, row_data in mdb_rows:
+                    if row_data is None:
+                        differences += report(schema, name, "extra in WL", pk)
+    print(f"verify: {differences} difference(s)" if differences else "verify: WL == MDB")
+    return 1 if differences else 0
+
+
+def report(schema: str, table: str, kind: str, pk: dict, columns: list[str] | None = None) -> int:
+    detail = f" (columns: {', '.join(columns)})" if columns else ""
+    print(f"{schema}.{table} {json.dumps(pk, sort_keys=True)}: {kind}{detail}")
+    return 1
+
+
+# -- command line -----------------------------------------------------------------------
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+                 "level": record.levelname.lower(), "msg": record.getMessage()}
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="wlsync", description="Keep WL's copy of MDB's tracked tables in sync.")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    commands = parser.add_subparsers(dest="command", required=True)
+    source_help = "MDB libpq URL (default: $WLSYNC_SOURCE, then the PG* variables)"
+    target_help = f"WL: sqlite:///relative.db, sqlite:////absolute.db or postgresql://... (default {DEFAULT_TARGET})"
+
+    run = commands.add_parser("run", help="listen and drain the queue into WL")
+    run.add_argument("--source", help=source_help)
+    run.add_argument("--target", default=DEFAULT_TARGET, help=target_help)
+    run.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH, help="keys per claim (default %(default)s)")
+    run.add_argument("--sweep-interval", type=positive_float, default=60.0,
+                     help="seconds between drains without a notification (default %(default)s)")
+    run.add_argument("--claim-timeout", type=positive_float, default=60.0,
+                     help="seconds a claim transaction may stay open (default %(default)s)")
+    run.add_argument("--once", action="store_true", help="drain until the queue is empty, then exit")
+
+    stat = commands.add_parser("status", help="pending events per tracked table")
+    stat.add_argument("--source", help=source_help)
+
+    ver = commands.add_parser("verify", help="compare MDB and WL; exit 1 when they differ")
+    ver.add_argument("--source", help=source_help)
+    ver.add_argument("--target", default=DEFAULT_TARGET, help=target_help)
+
+    mig = commands.add_parser("migrate", help="install or upgrade the wlsync schema in MDB")
+    mig.add_argument("--source", help=source_help)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if args.log_json else
+                         logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    dsn = source_dsn(args.source)
+    sink = None
+    try:
+        if args.command == "migrate":
+            import wlsync_migrate
+            return wlsync_migrate.main(["migrate", "--source", dsn] if dsn else ["migrate"])
+        if args.command == "status":
+            return status(dsn)
+        sink = open_sink(args.target)
+        if args.command == "verify":
+            return verify(dsn, sink)
+        driver = Driver(dsn, sink, args.batch, args.sweep_interval, args.once, args.claim_timeout)
+        try:
+            code = driver.run()
+        finally:
+            driver.close()
+        log.info("stopped after syncing %d events", driver.synced_events)
+        return code
+    except (UserError, TargetError) as exc:
+        print(f"wlsync: error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(f"wlsync: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

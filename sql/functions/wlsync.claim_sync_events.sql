@@ -3,11 +3,6 @@ RETURNS TABLE (table_schema name, table_name name, pk jsonb, action text, row_da
                last_event_id bigint, events integer, enqueued_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET TimeZone = 'UTC'
-SET DateStyle = 'ISO, YMD'
-SET IntervalStyle = 'postgres'
-SET extra_float_digits = 3
-SET bytea_output = 'hex'
 AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync.claim_sync_events(p_batch)
@@ -37,12 +32,13 @@ AS $function$
 --
 -- Parameters: p_batch  at most this many keys (events of the first p_batch
 --             events' keys; later events of those keys are taken along)
--- Returns:    one row per key: table_schema, table_name, pk (jsonb of the key
---             columns), action ('upsert' when the row exists, 'delete' when it
+-- Returns:    one row per key: table_schema, table_name, pk (the key columns
+--             as text, like row_data), action ('upsert' when the row exists, 'delete' when it
 --             is gone), row_data (jsonb: every column as its PostgreSQL text
 --             output, JSON null for NULL; NULL for 'delete'), last_event_id,
 --             events (how many were collapsed), enqueued_at (oldest of them).
---             Text output is pinned (UTC, ISO dates, hex bytea, exact floats).
+--             Rendering is wlsync.current_rows': UTC, ISO dates, hex bytea,
+--             exact floats.
 -- Raises:     22023 when p_batch < 1; 25001 outside READ COMMITTED.
 -- Touches:    deletes from wlsync.queue (row locks until the caller ends);
 --             reads the tracked tables (ACCESS SHARE). Writers are never
@@ -113,35 +109,28 @@ BEGIN
         RETURN;
     END IF;
 
-    -- A new statement, hence a new snapshot: the rows are read after their
-    -- keys were locked above. One query per table, keyed through its PK index.
+    -- New statements, hence new snapshots: the rows are read after their keys
+    -- were locked above. One query per table, through its primary key index.
     FOR v_table IN
-        SELECT t.table_id, t.relid, t.pk_columns, n.nspname, c.relname
+        SELECT t.table_id, t.relid, n.nspname, c.relname
         FROM wlsync.tracked_table AS t
         JOIN pg_class AS c ON c.oid = t.relid
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
         WHERE t.table_id = ANY (v_table_ids)
     LOOP
-        RETURN QUERY EXECUTE format($sql$
-            SELECT %1$L::name, %2$L::name, k.pk,
-                   CASE WHEN t.%4$I IS NULL THEN 'delete' ELSE 'upsert' END,
-                   CASE WHEN t.%4$I IS NULL THEN NULL
-                        ELSE pg_catalog.jsonb_object(ARRAY[%5$s]::text[], ARRAY[%6$s]::text[]) END,
-                   k.last_event_id, k.events, k.enqueued_at
-            FROM unnest($1, $2, $3, $4, $5) AS k(table_id, pk, last_event_id, events, enqueued_at)
-            CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%3$s, k.pk) AS key
-            LEFT JOIN %3$s AS t ON %7$s
-            WHERE k.table_id = $6
-            ORDER BY k.last_event_id$sql$,
-            v_table.nspname, v_table.relname, v_table.relid, v_table.pk_columns[1],
-            (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY a.attnum)
-             FROM pg_attribute AS a
-             WHERE a.attrelid = v_table.relid AND a.attnum > 0 AND NOT a.attisdropped),
-            (SELECT string_agg(format('t.%I::text', a.attname), ', ' ORDER BY a.attnum)
-             FROM pg_attribute AS a
-             WHERE a.attrelid = v_table.relid AND a.attnum > 0 AND NOT a.attisdropped),
-            (SELECT string_agg(format('t.%1$I = key.%1$I', c), ' AND ') FROM unnest(v_table.pk_columns) AS c))
-        USING v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at, v_table.table_id;
+        RETURN QUERY
+        WITH k AS MATERIALIZED (
+            SELECT k.pk, k.last_event_id, k.events, k.enqueued_at
+            FROM unnest(v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at)
+                 AS k(table_id, pk, last_event_id, events, enqueued_at)
+            WHERE k.table_id = v_table.table_id
+        )
+        SELECT v_table.nspname, v_table.relname, r.pk,
+               CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
+               r.row_data, k.last_event_id, k.events, k.enqueued_at
+        FROM wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k)) AS r
+        JOIN k ON k.pk = r.requested_pk
+        ORDER BY k.last_event_id;
     END LOOP;
 END
 $function$;

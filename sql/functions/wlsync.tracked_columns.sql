@@ -1,6 +1,6 @@
 CREATE OR REPLACE FUNCTION wlsync.tracked_columns()
 RETURNS TABLE (table_schema name, table_name name, column_name name, ordinal integer,
-               data_type text, base_type name, pk_position integer)
+               data_type text, base_type name, builtin_type boolean, pk_position integer)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $function$
@@ -11,7 +11,9 @@ AS $function$
 -- Returns:    table_schema, table_name, column_name, ordinal (1-based among
 --             live columns), data_type (format_type, e.g. 'numeric(10,2)',
 --             'text[]'), base_type (the type's name with domains resolved,
---             e.g. 'int4', '_text' for text[]), pk_position (1-based position
+--             e.g. 'int4', '_text' for text[]), builtin_type (the column's type is
+--             PostgreSQL's own, not a domain, enum or other user-defined type,
+--             so a PostgreSQL WL can declare it as data_type), pk_position (1-based position
 --             in the primary key, NULL for other columns)
 -- Touches:    reads wlsync.tracked_table and the catalogs.
 -- ---------------------------------------------------------------------------
@@ -20,14 +22,15 @@ BEGIN
     SELECT n.nspname, c.relname, a.attname,
            (row_number() OVER (PARTITION BY t.table_id ORDER BY a.attnum))::integer,
            format_type(a.atttypid, a.atttypmod),
-           (SELECT bt.typname FROM pg_type AS bt
-            WHERE bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END),
+           bt.typname,
+           ty.typnamespace = 'pg_catalog'::regnamespace,
            array_position(t.pk_columns, a.attname)
     FROM wlsync.tracked_table AS t
     JOIN pg_class AS c ON c.oid = t.relid
     JOIN pg_namespace AS n ON n.oid = c.relnamespace
     JOIN pg_attribute AS a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped
     JOIN pg_type AS ty ON ty.oid = a.atttypid
+    JOIN pg_type AS bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
     ORDER BY n.nspname, c.relname, a.attnum;
 END
 $function$;
