@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv migrate functions test test-all demo bench bench-quick clean
+.PHONY: venv migrate functions test test-all demo clean
 
 venv: $(STAMP)
 
@@ -30,3 +30,7 @@ test-all: venv
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# The main job end to end on the embedded default (SQLite as WL).
+demo: venv
+	$(PY) demo/run_demo.py

@@ -65,6 +65,8 @@ class Driver:
         self.listener: psycopg.Connection | None = None
         self.known_columns: dict[tuple[str, str], set[str]] = {}
         self.backoff = Backoff()  # reset by every batch that syncs
+        # Fault injection for the crash tests: sleep between WL's commit and MDB's.
+        self.pause_after_wl_commit = float(os.environ.get("WLSYNC_TEST_PAUSE_AFTER_WL_COMMIT", "0"))
         # Signals wake the select() in wait() through this pipe.
         self.wake_read, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
@@ -151,6 +153,9 @@ class Driver:
                 return 0
             self.ensure_tables(rows)
             self.sink.apply(rows)  # WL commits here; MDB commits when the block ends
+            if self.pause_after_wl_commit:
+                log.warning("test pause: WL committed, MDB not yet (%.1f s)", self.pause_after_wl_commit)
+                time.sleep(self.pause_after_wl_commit)
         self.backoff.reset()
         events = sum(r["events"] for r in rows)
         self.synced_events += events

@@ -1,0 +1,187 @@
+"""End to end: real driver processes between a real MDB and both WL sinks."""
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from tests.driver_helpers import (DriverProcess, driver_backends, run_cli, wait_until, wl_execute, wl_query,
+                                  wl_titles)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path, mdb):
+    """A fresh WL: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/wl.db"
+        return
+    name = mdb.info.dbname + "_wl"
+    with psycopg.connect(host=mdb.info.host, port=mdb.info.port, user=mdb.info.user, dbname="postgres",
+                         autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://{mdb.info.user}@{mdb.info.host}:{mdb.info.port}/{name}"
+    with psycopg.connect(host=mdb.info.host, port=mdb.info.port, user=mdb.info.user, dbname="postgres",
+                         autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def movies(mdb):
+    mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
+    mdb.execute("SELECT wlsync.track('movies')")
+    return mdb
+
+
+@pytest.fixture
+def driver(mdb_dsn, target, tmp_path):
+    """Start a driver (sweep 1 s unless given); stopped and checked at teardown."""
+    started: list[DriverProcess] = []
+
+    def _start(*extra: str, env: dict | None = None) -> DriverProcess:
+        args = extra if "--sweep-interval" in extra else ("--sweep-interval", "1", *extra)
+        process = DriverProcess(mdb_dsn, target, tmp_path / f"driver{len(started)}.log", *args, env=env)
+        started.append(process)
+        return process
+
+    yield _start
+    for process in started:
+        process.stop()
+
+
+def wait_for_idle(mdb) -> None:
+    """Until a driver sleeps on LISTEN (it armed the wake-up)."""
+    wait_until(lambda: mdb.execute("SELECT armed_until > now() FROM wlsync.wakeup").fetchone()[0],
+               message="the driver to arm the wake-up")
+
+
+def test_run_once_syncs_every_committed_change_and_nothing_else(movies, mdb_dsn, target, connect):
+    movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979), (2, 'Heat', 1995), (3, 'Ran', 1985)")
+    movies.execute("UPDATE movies SET title = 'Aliens' WHERE id = 1")
+    movies.execute("DELETE FROM movies WHERE id = 2")
+    rolled_back = connect()
+    rolled_back.execute("INSERT INTO movies VALUES (4, 'never', 2000)")
+    rolled_back.rollback()
+    result = run_cli("run", "--once", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 0, result.stderr
+    assert wl_titles(target) == {1: "Aliens", 3: "Ran"}
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0
+    check = run_cli("verify", "--source", mdb_dsn, "--target", target)
+    assert check.returncode == 0 and "verify: WL == MDB" in check.stdout
+
+
+def test_values_of_every_kind_round_trip_and_verify(mdb, mdb_dsn, target):
+    mdb.execute('''CREATE SCHEMA "Odd Schema"; CREATE TYPE mood AS ENUM ('ok', 'sad');
+        CREATE TABLE "Odd Schema"."Every ""Type""" (k1 text, k2 timestamptz, i int8, n numeric(12,3), f float8,
+            nan float8, b bool, by bytea, arr int[], j jsonb, js json, d date, t time, iv interval, u uuid,
+            m mood, big text, nul text, PRIMARY KEY (k1, k2))''')
+    mdb.execute("SELECT wlsync.track(%s)", ['"Odd Schema"."Every ""Type"""'])
+    mdb.execute('''INSERT INTO "Odd Schema"."Every ""Type""" VALUES
+        ('a "quoted" key', '2026-03-04 05:06:07.89+02', 9007199254740993, 123456789.125, 1e15, 'NaN', true,
+         '\\x00ff10', '{1,NULL,3}', '{"x": "y\\"z", "n": [1, 2.5]}', '{"keep": "spacing" }', '2026-02-28',
+         '23:59:59.5', '1 day 02:00:00', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'sad', repeat('long ', 40000),
+         NULL)''')
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    check = run_cli("verify", "--source", mdb_dsn, "--target", target)
+    assert check.returncode == 0, check.stdout + check.stderr
+    (row,) = wl_query(target, 'SELECT i, n, nan, big FROM "Odd Schema.Every ""Type"""')
+    assert int(row[0]) == 9007199254740993
+    assert str(row[1]) == "123456789.125"
+    assert str(row[2]) in ("NaN", "nan")
+    assert row[3] == "long " * 40000
+
+
+def test_committed_change_reaches_wl_within_a_second_through_notify(movies, target, driver):
+    driver("--sweep-interval", "60")
+    wait_for_idle(movies)
+    started = time.monotonic()
+    movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
+    wait_until(lambda: wl_titles(target) == {1: "Alien"}, timeout=5, message="the row in WL")
+    assert time.monotonic() - started < 1.0
+
+
+def test_sweep_delivers_when_the_notification_is_lost(movies, target, driver):
+    process = driver("--sweep-interval", "1")
+    wait_for_idle(movies)
+    movies.execute("UPDATE wlsync.wakeup SET armed_until = NULL")  # the writer will not notify
+    movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
+    wait_until(lambda: wl_titles(target) == {1: "Alien"}, timeout=5, message="the sweep to deliver")
+    assert process.alive()
+
+
+def test_terminated_driver_connections_are_survived(movies, target, driver):
+    process = driver()
+    wait_for_idle(movies)
+    pids = driver_backends(movies)
+    assert len(pids) == 2
+    for pid in pids:
+        movies.execute("SELECT pg_terminate_backend(%s)", [pid])
+    movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
+    wait_until(lambda: wl_titles(target) == {1: "Alien"}, timeout=10, message="delivery after reconnect")
+    assert process.alive()
+    assert "MDB unavailable" in process.log()
+    assert len(driver_backends(movies)) == 2
+
+
+def test_sigkill_between_wl_commit_and_mdb_commit_converges_after_restart(movies, mdb_dsn, target, driver):
+    movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 50) g")
+    process = driver(env={"WLSYNC_TEST_PAUSE_AFTER_WL_COMMIT": "30"})
+    wait_until(lambda: "test pause: WL committed" in process.log(), message="the WL commit")
+    process.kill()
+    assert len(wl_titles(target)) == 50                       # WL has the batch ...
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 50  # ... MDB still queues it
+    movies.execute("UPDATE movies SET title = 'changed' WHERE id = 7")
+    movies.execute("DELETE FROM movies WHERE id = 8")
+    result = run_cli("run", "--once", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 0, result.stderr
+    titles = wl_titles(target)
+    assert len(titles) == 49 and titles[7] == "changed" and 8 not in titles
+    assert wl_query(target, "SELECT count(*) FROM movies") == [(49,)]
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0
+    assert run_cli("verify", "--source", mdb_dsn, "--target", target).returncode == 0
+
+
+def test_wl_rejecting_a_batch_loses_nothing_and_catches_up_when_fixed(movies, target, driver):
+    movies.execute("INSERT INTO movies VALUES (1, 'fine', 2000)")
+    process = driver()
+    wait_until(lambda: wl_titles(target) == {1: "fine"}, message="the first row")
+    if target.startswith("sqlite"):
+        wl_execute(target, "CREATE TRIGGER reject BEFORE INSERT ON movies WHEN NEW.title = 'bad' "
+                           "BEGIN SELECT RAISE(ABORT, 'WL says no'); END;")
+        fix = "DROP TRIGGER reject"
+    else:
+        wl_execute(target, "ALTER TABLE movies ADD CONSTRAINT reject CHECK (title <> 'bad')")
+        fix = "ALTER TABLE movies DROP CONSTRAINT reject"
+    movies.execute("INSERT INTO movies VALUES (2, 'bad', 2000), (3, 'also fine', 2000)")
+    wait_until(lambda: "WL write failed" in process.log(), message="the failure to be logged")
+    assert wl_titles(target) == {1: "fine"}
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 2
+    wl_execute(target, fix)
+    wait_until(lambda: wl_titles(target) == {1: "fine", 2: "bad", 3: "also fine"}, timeout=15,
+               message="catching up once WL accepts")
+    assert process.alive()
+
+
+def test_sigterm_finishes_the_batch_and_exits_zero(movies, target, driver):
+    movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 20) g")
+    process = driver(env={"WLSYNC_TEST_PAUSE_AFTER_WL_COMMIT": "1"})
+    wait_until(lambda: "test pause: WL committed" in process.log(), message="a batch in hand")
+    assert process.stop() == 0
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0  # the batch committed
+    assert len(wl_titles(target)) == 20
+
+
+def test_verify_names_every_difference_and_exits_non_zero(movies, mdb_dsn, target):
+    movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 5) g")
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    wl_execute(target, "DELETE FROM movies WHERE id = 1")
+    wl_execute(target, "UPDATE movies SET year = 1999 WHERE id = 2")
+    wl_execute(target, "INSERT INTO movies (id, title, year) VALUES (99, 'ghost', 1)")
+    result = run_cli("verify", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert 'public.movies {"id": "1"}: missing in WL' in lines
+    assert 'public.movies {"id": "2"}: different (columns: year)' in lines
+    assert 'public.movies {"id": "99"}: extra in WL' in lines
+    assert lines[-1] == "verify: 3 difference(s)"
