@@ -2,7 +2,8 @@
 
     python wlsync_driver.py run    --source URL --target URL [--batch N] [--sweep-interval S] [--once]
     python wlsync_driver.py status --source URL
-    python wlsync_driver.py verify --source URL --target URL
+    python wlsync_driver.py verify --source URL --target URL [--repair]
+    python wlsync_driver.py backfill --source URL [--table T ...] [--chunk N]
     python wlsync_driver.py migrate --source URL
 
 One cycle: BEGIN on MDB; rows := wlsync.claim_sync_events(batch); write them to
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import random
+import resource
 import select
 import signal
 import sys
@@ -65,8 +67,10 @@ class Driver:
         self.listener: psycopg.Connection | None = None
         self.known_columns: dict[tuple[str, str], set[str]] = {}
         self.backoff = Backoff()  # reset by every batch that syncs
-        # Fault injection for the crash tests: sleep between WL's commit and MDB's.
-        self.pause_after_wl_commit = float(os.environ.get("WLSYNC_TEST_PAUSE_AFTER_WL_COMMIT", "0"))
+        # Fault injection for the crash and ordering tests: sleep with the batch
+        # claimed, before its WL write or between WL's commit and MDB's.
+        self.pause_at = os.environ.get("WLSYNC_TEST_PAUSE_AT")
+        self.pause_seconds = float(os.environ.get("WLSYNC_TEST_PAUSE_SECONDS", "0"))
         # Signals wake the select() in wait() through this pipe.
         self.wake_read, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
@@ -152,10 +156,9 @@ class Driver:
             if not rows:
                 return 0
             self.ensure_tables(rows)
+            self.test_pause("before_wl_write")
             self.sink.apply(rows)  # WL commits here; MDB commits when the block ends
-            if self.pause_after_wl_commit:
-                log.warning("test pause: WL committed, MDB not yet (%.1f s)", self.pause_after_wl_commit)
-                time.sleep(self.pause_after_wl_commit)
+            self.test_pause("after_wl_commit")
         self.backoff.reset()
         events = sum(r["events"] for r in rows)
         self.synced_events += events
@@ -170,6 +173,11 @@ class Driver:
                  extra={"fields": {"events": events, "keys": len(rows), "lag_s": round(lag, 3),
                                    "tables": tables}})
         return events
+
+    def test_pause(self, point: str) -> None:
+        if self.pause_at == point:
+            log.warning("test pause at %s (%.1f s)", point, self.pause_seconds)
+            time.sleep(self.pause_seconds)
 
     def ensure_tables(self, rows: list[dict]) -> None:
         """Create or widen WL tables the first time a table (or a new column) shows up."""
@@ -219,9 +227,14 @@ def status(dsn: str) -> int:
     return 0
 
 
-def verify(dsn: str, sink: Sink, chunk: int = 5000) -> int:
-    """Compare every tracked table, in chunks; print each differing key."""
+def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int:
+    """Compare every tracked table, in chunks; print each differing key.
+
+    With repair, every differing key is re-enqueued (a chunk at a time), so the
+    next drain rewrites it in WL.
+    """
     differences = 0
+    repaired = 0
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
         tables = tables_from_rows(conn.execute("SELECT * FROM wlsync.tracked_columns()").fetchall())
@@ -237,30 +250,59 @@ def verify(dsn: str, sink: Sink, chunk: int = 5000) -> int:
                 if not page:
                     break
                 wl_rows = sink.rows_by_key(table, [pk for pk, _ in page])
+                wrong = []
                 for (pk, mdb_row), wl_row in zip(page, wl_rows):
                     if wl_row is None:
-                        differences += report(schema, name, "missing in WL", pk)
+                        wrong.append(report(schema, name, "missing in WL", pk))
                     else:
                         changed = [c.name for c in table.columns
                                    if not same_value(c, mdb_row.get(c.name), wl_row.get(c.name))]
                         if changed:
-                            differences += report(schema, name, "different", pk, changed)
+                            wrong.append(report(schema, name, "different", pk, changed))
+                differences += len(wrong)
+                repaired += enqueue(conn, relation, wrong) if repair else 0
                 after = page[-1][0]
             # WL -> MDB: rows WL has that MDB does not.
             for keys in sink.keys(table, chunk):
                 mdb_rows = conn.execute("SELECT pk, row_data FROM wlsync.current_rows(%s, %s)",
                                         [relation, [Jsonb(k) for k in keys]]).fetchall()
-                for pk, row_data in mdb_rows:
-                    if row_data is None:
-                        differences += report(schema, name, "extra in WL", pk)
+                wrong = [report(schema, name, "extra in WL", pk) for pk, row_data in mdb_rows if row_data is None]
+                differences += len(wrong)
+                repaired += enqueue(conn, relation, wrong) if repair else 0
     print(f"verify: {differences} difference(s)" if differences else "verify: WL == MDB")
+    if repair and differences:
+        print(f"verify: {repaired} key(s) re-enqueued; the next drain rewrites them in WL")
     return 1 if differences else 0
 
 
-def report(schema: str, table: str, kind: str, pk: dict, columns: list[str] | None = None) -> int:
+def report(schema: str, table: str, kind: str, pk: dict, columns: list[str] | None = None) -> dict:
     detail = f" (columns: {', '.join(columns)})" if columns else ""
     print(f"{schema}.{table} {json.dumps(pk, sort_keys=True)}: {kind}{detail}")
-    return 1
+    return pk
+
+
+def enqueue(conn: psycopg.Connection, relation: str, pks: list[dict]) -> int:
+    if not pks:
+        return 0
+    return conn.execute("SELECT wlsync.enqueue_keys(%s, %s)", [relation, [Jsonb(k) for k in pks]]).fetchone()[0]
+
+
+def backfill(dsn: str, tables: list[str], chunk: int) -> int:
+    """Backfill tables (all tracked ones by default) in committed chunks, with progress."""
+    with connect(dsn, autocommit=True) as conn:
+        check_schema(conn, dsn)
+        if not tables:
+            tables = [sql.Identifier(schema, name).as_string(conn) for schema, name in conn.execute(
+                "SELECT table_schema, table_name FROM wlsync.queue_status()")]
+        for table in tables:
+            total = 0
+            started = time.monotonic()
+            while enqueued := conn.execute("SELECT wlsync.backfill(%s, %s)", [table, chunk]).fetchone()[0]:
+                total += enqueued
+                print(f"\r{table}: {total} keys enqueued ({total / (time.monotonic() - started):,.0f}/s)",
+                      end="", flush=True)
+            print(f"\r{table}: {total} keys enqueued, backfill pass complete")
+    return 0
 
 
 # -- command line -----------------------------------------------------------------------
@@ -317,6 +359,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ver = commands.add_parser("verify", help="compare MDB and WL; exit 1 when they differ")
     ver.add_argument("--source", help=source_help)
     ver.add_argument("--target", default=DEFAULT_TARGET, help=target_help)
+    ver.add_argument("--repair", action="store_true", help="re-enqueue every differing key")
+
+    back = commands.add_parser("backfill", help="enqueue existing rows of tracked tables, in committed chunks")
+    back.add_argument("--source", help=source_help)
+    back.add_argument("--table", action="append", default=[],
+                      help="a tracked table (repeatable; default: every tracked table)")
+    back.add_argument("--chunk", type=positive_int, default=50000, help="keys per transaction (default %(default)s)")
 
     mig = commands.add_parser("migrate", help="install or upgrade the wlsync schema in MDB")
     mig.add_argument("--source", help=source_help)
@@ -338,15 +387,19 @@ def main(argv: list[str] | None = None) -> int:
             return wlsync_migrate.main(["migrate", "--source", dsn] if dsn else ["migrate"])
         if args.command == "status":
             return status(dsn)
+        if args.command == "backfill":
+            return backfill(dsn, args.table, args.chunk)
         sink = open_sink(args.target)
         if args.command == "verify":
-            return verify(dsn, sink)
+            return verify(dsn, sink, args.repair)
         driver = Driver(dsn, sink, args.batch, args.sweep_interval, args.once, args.claim_timeout)
         try:
             code = driver.run()
         finally:
             driver.close()
-        log.info("stopped after syncing %d events", driver.synced_events)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        log.info("stopped after syncing %d events, peak RSS %.1f MB", driver.synced_events, peak_mb,
+                 extra={"fields": {"events": driver.synced_events, "peak_rss_mb": round(peak_mb, 1)}})
         return code
     except (UserError, TargetError) as exc:
         print(f"wlsync: error: {exc}", file=sys.stderr)

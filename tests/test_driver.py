@@ -126,8 +126,8 @@ def test_terminated_driver_connections_are_survived(movies, target, driver):
 
 def test_sigkill_between_wl_commit_and_mdb_commit_converges_after_restart(movies, mdb_dsn, target, driver):
     movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 50) g")
-    process = driver(env={"WLSYNC_TEST_PAUSE_AFTER_WL_COMMIT": "30"})
-    wait_until(lambda: "test pause: WL committed" in process.log(), message="the WL commit")
+    process = driver(env={"WLSYNC_TEST_PAUSE_AT": "after_wl_commit", "WLSYNC_TEST_PAUSE_SECONDS": "30"})
+    wait_until(lambda: "test pause at after_wl_commit" in process.log(), message="the WL commit")
     process.kill()
     assert len(wl_titles(target)) == 50                       # WL has the batch ...
     assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 50  # ... MDB still queues it
@@ -165,8 +165,8 @@ def test_wl_rejecting_a_batch_loses_nothing_and_catches_up_when_fixed(movies, ta
 
 def test_sigterm_finishes_the_batch_and_exits_zero(movies, target, driver):
     movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 20) g")
-    process = driver(env={"WLSYNC_TEST_PAUSE_AFTER_WL_COMMIT": "1"})
-    wait_until(lambda: "test pause: WL committed" in process.log(), message="a batch in hand")
+    process = driver(env={"WLSYNC_TEST_PAUSE_AT": "after_wl_commit", "WLSYNC_TEST_PAUSE_SECONDS": "1"})
+    wait_until(lambda: "test pause at after_wl_commit" in process.log(), message="a batch in hand")
     assert process.stop() == 0
     assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0  # the batch committed
     assert len(wl_titles(target)) == 20

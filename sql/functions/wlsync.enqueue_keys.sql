@@ -1,0 +1,41 @@
+CREATE OR REPLACE FUNCTION wlsync.enqueue_keys(p_table regclass, p_pks jsonb[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $function$
+-- ---------------------------------------------------------------------------
+-- wlsync.enqueue_keys(p_table, p_pks)
+--   Marks the given keys dirty, so the next drain writes their current state
+--   (or their absence) to WL: verify --repair sends every differing key here.
+--   Keys are re-spelled through the table's key expression, so a key given in
+--   text form ({"id": "7"}) queues exactly like one the trigger wrote.
+-- Parameters: p_table  a tracked table
+--             p_pks    keys as jsonb objects of the key columns
+-- Returns:    the number of keys enqueued
+-- Raises:     22023 when p_table is not tracked; 22P02 for a value that does
+--             not fit its key column.
+-- Touches:    inserts into wlsync.queue (op 'R'), may NOTIFY wlsync_v1.
+-- ---------------------------------------------------------------------------
+DECLARE
+    v_table_id integer := wlsync._tracked_table_id(p_table);
+    v_enqueued bigint;
+BEGIN
+    EXECUTE format('INSERT INTO wlsync.queue (table_id, pk, op)
+                    SELECT %s, %s, %L FROM unnest($1) AS k(pk)
+                    CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, k.pk) AS t',
+                   v_table_id,
+                   wlsync._key_json_sql(p_table, (SELECT t.pk_columns FROM wlsync.tracked_table AS t
+                                                  WHERE t.table_id = v_table_id), 't'),
+                   'R', p_table)
+    USING p_pks;
+    GET DIAGNOSTICS v_enqueued = ROW_COUNT;
+    IF v_enqueued > 0 AND (SELECT w.armed_until > now() FROM wlsync.wakeup AS w) THEN
+        PERFORM pg_notify('wlsync_v1', '');
+    END IF;
+    RETURN v_enqueued;
+END
+$function$;
+
+COMMENT ON FUNCTION wlsync.enqueue_keys(regclass, jsonb[]) IS
+    'Mark keys of a tracked table dirty so the next drain rewrites them in WL (verify --repair)';

@@ -1,0 +1,107 @@
+"""The soak run: writer processes, driver processes killed at random, an observer on WL."""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from tests.driver_helpers import DriverProcess, run_cli, wait_until, wl_query
+from tests.soak_writer import ITEM_KEYS, PAIR_AS, PAIR_BS
+
+SCHEMA = """
+CREATE TABLE soak_items (id int PRIMARY KEY, version bigint NOT NULL, payload text);
+CREATE TABLE soak_pairs (a int, b text, version bigint NOT NULL, PRIMARY KEY (a, b));
+CREATE TABLE soak_log (id bigserial PRIMARY KEY, writer int NOT NULL);
+CREATE TABLE soak_clock (k text PRIMARY KEY, v bigint NOT NULL DEFAULT 0);  -- not tracked
+SELECT wlsync.track('soak_items'), wlsync.track('soak_pairs'), wlsync.track('soak_log');
+"""
+
+
+@dataclass
+class Observer:
+    """Polls WL; records every time a row shows an older version than already seen,
+    or comes back after a delete with a version not newer than before."""
+    target: str
+    seen: dict = field(default_factory=dict)       # key -> highest version seen
+    deleted: set = field(default_factory=set)      # keys seen gone after being seen
+    violations: list = field(default_factory=list)
+    polls: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def check(self, rows: dict) -> None:
+        for key, version in rows.items():
+            last = self.seen.get(key)
+            if last is not None and (version < last or (key in self.deleted and version <= last)):
+                self.violations.append((key, last, version, key in self.deleted))
+            self.seen[key] = max(version, last or version)
+            self.deleted.discard(key)
+        for key in self.seen.keys() - rows.keys():
+            self.deleted.add(key)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            rows = {("i", int(i)): int(v) for i, v in wl_query(self.target, "SELECT id, version FROM soak_items")}
+            rows.update({("p", int(a), b): int(v)
+                         for a, b, v in wl_query(self.target, "SELECT a, b, version FROM soak_pairs")})
+            self.check(rows)
+            self.polls += 1
+            time.sleep(0.01)
+
+
+def run_soak(mdb: psycopg.Connection, dsn: str, target: str, workdir: Path, seconds: float,
+             writers: int, drivers: int, kill_every: float, seed: int = 7) -> dict:
+    rng = random.Random(seed)
+    mdb.execute(SCHEMA)
+    mdb.execute("INSERT INTO soak_clock SELECT 'i:' || g || ':' FROM generate_series(1, %s) g", [ITEM_KEYS])
+    mdb.execute("INSERT INTO soak_clock SELECT 'p:' || a || ':' || b FROM generate_series(1, %s) a, unnest(%s::text[]) b",
+                [PAIR_AS, PAIR_BS])
+    observer = Observer(target)
+    watcher = threading.Thread(target=observer.run, daemon=True)
+    running = [DriverProcess(dsn, target, workdir / f"driver{n}.log", "--batch", "20", "--sweep-interval", "1")
+               for n in range(drivers)]
+    kills = 0
+    writer_procs = [subprocess.Popen([sys.executable, str(Path(__file__).with_name("soak_writer.py")), dsn,
+                                      str(seed * 100 + n), str(seconds)], stdout=subprocess.PIPE, text=True)
+                    for n in range(writers)]
+    watcher.start()
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            time.sleep(rng.uniform(0.5, 1.5) * kill_every)
+            victim = rng.randrange(drivers)
+            running[victim].kill()
+            running[victim].stop()
+            kills += 1
+            running[victim] = DriverProcess(dsn, target, workdir / f"driver{victim}.{kills}.log",
+                                            "--batch", "20", "--sweep-interval", "1")
+        totals = [json.loads(p.communicate(timeout=60)[0]) for p in writer_procs]
+        wait_until(lambda: mdb.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0, timeout=60,
+                   message="the queue to drain")
+        time.sleep(0.1)
+    finally:
+        observer.stop.set()
+        watcher.join(10)
+        for process in running:
+            process.stop()
+    committed = sum(t["committed"] for t in totals)
+    verify = run_cli("verify", "--source", dsn, "--target", target)
+    return {
+        "committed": committed,
+        "rolled_back": sum(t["rolled_back"] for t in totals),
+        "wl_log_rows": wl_query(target, "SELECT count(*) FROM soak_log")[0][0],
+        "mdb_log_rows": mdb.execute("SELECT count(*) FROM soak_log").fetchone()[0],
+        "events": mdb.execute("SELECT last_value FROM pg_sequences WHERE sequencename = 'queue_event_id_seq'")
+                     .fetchone()[0],
+        "kills": kills,
+        "observer_polls": observer.polls,
+        "violations": observer.violations,
+        "verify_code": verify.returncode,
+        "verify_output": verify.stdout[-2000:],
+    }

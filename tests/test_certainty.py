@@ -1,0 +1,126 @@
+"""Certainty under concurrency: parallel drivers, never backwards, backfill while live, verify --repair."""
+from __future__ import annotations
+
+import random
+import threading
+
+import psycopg
+import pytest
+
+from tests.conftest import queue_rows
+from tests.driver_helpers import DriverProcess, run_cli, wait_until, wl_execute, wl_titles
+from tests.soak import run_soak
+from tests.test_driver import driver, movies, target  # noqa: F401  (fixtures)
+
+
+def test_backfill_goes_in_chunks_and_resumes_where_it_stopped(mdb, connect):
+    mdb.execute("CREATE TABLE t (a int, b text, PRIMARY KEY (a, b))")
+    mdb.execute("INSERT INTO t SELECT g / 3, 'k' || g % 3 FROM generate_series(0, 24) g")
+    mdb.execute("SELECT wlsync.track('t')")
+    first = connect()
+    assert first.execute("SELECT wlsync.backfill('t', 10)").fetchone()[0] == 10
+    first.commit()
+    first.close()                                         # interrupted: a new session resumes
+    second = connect(autocommit=True)
+    assert second.execute("SELECT wlsync.backfill('t', 10)").fetchone()[0] == 10
+    assert second.execute("SELECT wlsync.backfill('t', 10)").fetchone()[0] == 5
+    assert second.execute("SELECT wlsync.backfill('t', 10)").fetchone()[0] == 0
+    keys = [(r[1]["a"], r[1]["b"]) for r in queue_rows(mdb)]
+    assert len(keys) == 25 and len(set(keys)) == 25
+    state = mdb.execute("SELECT enqueued, completed_at IS NOT NULL FROM wlsync.backfill_state").fetchone()
+    assert state == (25, True)
+    assert second.execute("SELECT wlsync.backfill('t')").fetchone()[0] == 25   # a completed pass starts anew
+
+
+def test_backfill_refuses_a_non_positive_chunk(movies):  # noqa: F811
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_max_rows must be at least 1"):
+        movies.execute("SELECT wlsync.backfill('movies', 0)")
+
+
+def test_backfill_while_writers_are_busy_ends_with_wl_equal_to_mdb(mdb, mdb_dsn, target, driver):  # noqa: F811
+    mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
+    mdb.execute("INSERT INTO movies SELECT g, 'old ' || g, 2000 FROM generate_series(1, 20000) g")
+    mdb.execute("SELECT wlsync.track('movies')")
+    driver()
+    stop = threading.Event()
+
+    def write():
+        rng = random.Random(3)
+        with psycopg.connect(mdb_dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                key = rng.randint(1, 25000)
+                if rng.random() < 0.6:
+                    conn.execute("INSERT INTO movies VALUES (%s, 'live', 1) ON CONFLICT (id) DO UPDATE "
+                                 "SET title = 'live ' || movies.year, year = movies.year + 1", [key])
+                else:
+                    conn.execute("DELETE FROM movies WHERE id = %s", [key])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        result = run_cli("backfill", "--source", mdb_dsn, "--table", "movies", "--chunk", "2000")
+    finally:
+        stop.set()
+        writer.join()
+    assert result.returncode == 0, result.stderr
+    assert "public.movies: 2" in result.stdout.replace('"', "") or "movies:" in result.stdout
+    assert "backfill pass complete" in result.stdout
+    wait_until(lambda: mdb.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0, timeout=60,
+               message="the queue to drain")
+    check = run_cli("verify", "--source", mdb_dsn, "--target", target)
+    assert check.returncode == 0, check.stdout[-1000:]
+
+
+def test_verify_repair_re_enqueues_differences_and_the_next_drain_fixes_wl(movies, mdb_dsn, target):  # noqa: F811
+    movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 10) g")
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    wl_execute(target, "DELETE FROM movies WHERE id = 1")
+    wl_execute(target, "UPDATE movies SET title = 'wrong' WHERE id = 2")
+    wl_execute(target, "INSERT INTO movies (id, title, year) VALUES (99, 'ghost', 1)")
+    repair = run_cli("verify", "--repair", "--source", mdb_dsn, "--target", target)
+    assert repair.returncode == 1
+    assert "verify: 3 key(s) re-enqueued" in repair.stdout
+    assert sorted(r[1]["id"] for r in queue_rows(movies)) == [1, 2, 99]
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    again = run_cli("verify", "--source", mdb_dsn, "--target", target)
+    assert again.returncode == 0, again.stdout
+    assert wl_titles(target) == {i: f"m{i}" for i in range(1, 11)}
+
+
+def test_a_key_held_by_one_driver_is_not_taken_by_another(movies, mdb_dsn, target, driver):  # noqa: F811
+    """Driver A claims key 1 and stalls before writing WL; the key changes; driver B runs.
+
+    Without the per-key rule B would write 'v2' while A still holds 'v1', and A's
+    write, when it came, would take WL back to 'v1'.
+    """
+    movies.execute("INSERT INTO movies VALUES (1, 'v1', 1)")
+    holder = driver(env={"WLSYNC_TEST_PAUSE_AT": "before_wl_write", "WLSYNC_TEST_PAUSE_SECONDS": "60"})
+    wait_until(lambda: "test pause at before_wl_write" in holder.log(), message="A holding key 1")
+    movies.execute("UPDATE movies SET title = 'v2' WHERE id = 1")
+    other = run_cli("--log-json", "run", "--once", "--source", mdb_dsn, "--target", target)
+    assert other.returncode == 0
+    assert '"events": 0, "peak_rss_mb"' in other.stderr          # B took nothing: key 1 is A's
+    assert len(queue_rows(movies)) == 2                            # A's claimed event + the new one
+    holder.kill()                                                  # A dies: its claim rolls back
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    assert wl_titles(target) == {1: "v2"}
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0
+
+
+def soak_and_check(mdb, mdb_dsn, target, tmp_path, **kwargs) -> dict:
+    stats = run_soak(mdb, mdb_dsn, target, tmp_path, **kwargs)
+    print("soak:", {k: v for k, v in stats.items() if k != "verify_output"})
+    assert stats["violations"] == []
+    assert stats["verify_code"] == 0, stats["verify_output"]
+    assert stats["wl_log_rows"] == stats["committed"] == stats["mdb_log_rows"]
+    assert stats["committed"] > 50 and stats["kills"] >= 2 and stats["observer_polls"] > 50
+    return stats
+
+
+def test_soak_short(mdb, mdb_dsn, target, tmp_path):  # noqa: F811
+    soak_and_check(mdb, mdb_dsn, target, tmp_path, seconds=8, writers=3, drivers=3, kill_every=1.5)
+
+
+@pytest.mark.soak
+def test_soak_long(mdb, mdb_dsn, target, tmp_path):  # noqa: F811
+    soak_and_check(mdb, mdb_dsn, target, tmp_path, seconds=120, writers=4, drivers=4, kill_every=2.0)
