@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv migrate functions test test-all demo clean
+.PHONY: venv migrate functions test test-all demo clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -34,3 +34,12 @@ clean:
 # The main job end to end on the embedded default (SQLite as WL).
 demo: venv
 	$(PY) demo/run_demo.py
+
+# The benchmark (bench/bench.py): the full run takes 15-20 minutes on 2 cores and
+# rewrites bench/RESULTS.md; BENCH_QUICK=1 (or make bench-quick) is a smoke run of
+# under 3 minutes that leaves RESULTS.md alone. Raw output: bench/out/.
+bench: venv
+	$(PY) bench/bench.py
+
+bench-quick: venv
+	BENCH_QUICK=1 $(PY) bench/bench.py

@@ -1,0 +1,45 @@
+"""The benchmark still runs: a tiny slice of every bench/bench.py section (< 30 s).
+
+`make bench` itself is too long for the suite; this runs `bench/bench.py --mode smoke`
+(one case of each kind, tiny sizes) in its own wlsync_bench_smoke* databases and checks
+that every section produced sane figures and that bench/RESULTS.md was left alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("pgbench") is None, reason="pgbench is not installed")
+def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
+    results_md = (ROOT / "bench" / "RESULTS.md").read_bytes()
+    env = {**os.environ, "BENCH_DB_PREFIX": f"wlsync_bench_smoke{os.getpid()}_"}
+    env.pop("BENCH_QUICK", None)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--mode", "smoke", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["tps"]["median"] > 0 for r in results["overhead"]["results"]] == [True, True]
+    drain = results["drain"]
+    assert {(d["sink"], d["events_per_s"]["median"] > 0) for d in drain["drain"]} == {("sqlite", True),
+                                                                                     ("postgresql", True)}
+    assert drain["claim_alone"][0]["events_per_s"]["median"] > 0
+    assert drain["baseline"]["events_per_s"]["median"] > 0
+    notify, sweep = results["latency"]["results"]
+    assert notify["not_seen"] == 0 and sweep["not_seen"] == 0
+    assert sweep["max_ms"]["median"] < (sweep["sweep_interval"] + 5) * 1000
+    for health in results["health"]["results"]:
+        assert health["complete_runs"] == 1
+        assert health["peak_rss_mb"]["median"] > 1
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "smoke mode" in report and "## 5. Queue health" in report
+    assert (ROOT / "bench" / "RESULTS.md").read_bytes() == results_md
