@@ -12,6 +12,7 @@ import pytest
 from pytest_postgresql import factories
 
 import wlsync_migrate
+from tests.driver_helpers import DriverProcess
 
 TEST_DB = os.environ.get("WLSYNC_TEST_DB", "wlsync_test")
 
@@ -66,3 +67,43 @@ def claim(conn, batch: int = 1000) -> list[dict]:
     """Call wlsync.claim_sync_events in conn's current transaction; rows as dicts."""
     cur = conn.cursor(row_factory=psycopg.rows.dict_row)
     return cur.execute("SELECT * FROM wlsync.claim_sync_events(%s)", (batch,)).fetchall()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request, tmp_path, mdb):
+    """A fresh WL: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/wl.db"
+        return
+    name = mdb.info.dbname + "_wl"
+    with psycopg.connect(host=mdb.info.host, port=mdb.info.port, user=mdb.info.user, dbname="postgres",
+                         autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://{mdb.info.user}@{mdb.info.host}:{mdb.info.port}/{name}"
+    with psycopg.connect(host=mdb.info.host, port=mdb.info.port, user=mdb.info.user, dbname="postgres",
+                         autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def movies(mdb):
+    mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
+    mdb.execute("SELECT wlsync.track('movies')")
+    return mdb
+
+
+@pytest.fixture
+def driver(mdb_dsn, target, tmp_path):
+    """Start a driver (sweep 1 s unless given); stopped and checked at teardown."""
+    started: list[DriverProcess] = []
+
+    def _start(*extra: str, env: dict | None = None) -> DriverProcess:
+        args = extra if "--sweep-interval" in extra else ("--sweep-interval", "1", *extra)
+        process = DriverProcess(mdb_dsn, target, tmp_path / f"driver{len(started)}.log", *args, env=env)
+        started.append(process)
+        return process
+
+    yield _start
+    for process in started:
+        process.stop()

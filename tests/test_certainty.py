@@ -8,9 +8,8 @@ import psycopg
 import pytest
 
 from tests.conftest import queue_rows
-from tests.driver_helpers import DriverProcess, run_cli, wait_until, wl_execute, wl_titles
+from tests.driver_helpers import run_cli, wait_until, wl_execute, wl_titles
 from tests.soak import run_soak
-from tests.test_driver import driver, movies, target  # noqa: F401  (fixtures)
 
 
 def test_backfill_goes_in_chunks_and_resumes_where_it_stopped(mdb, connect):
@@ -32,12 +31,12 @@ def test_backfill_goes_in_chunks_and_resumes_where_it_stopped(mdb, connect):
     assert second.execute("SELECT wlsync.backfill('t')").fetchone()[0] == 25   # a completed pass starts anew
 
 
-def test_backfill_refuses_a_non_positive_chunk(movies):  # noqa: F811
+def test_backfill_refuses_a_non_positive_chunk(movies):
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_max_rows must be at least 1"):
         movies.execute("SELECT wlsync.backfill('movies', 0)")
 
 
-def test_backfill_while_writers_are_busy_ends_with_wl_equal_to_mdb(mdb, mdb_dsn, target, driver):  # noqa: F811
+def test_backfill_while_writers_are_busy_ends_with_wl_equal_to_mdb(mdb, mdb_dsn, target, driver):
     mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
     mdb.execute("INSERT INTO movies SELECT g, 'old ' || g, 2000 FROM generate_series(1, 20000) g")
     mdb.execute("SELECT wlsync.track('movies')")
@@ -71,7 +70,7 @@ def test_backfill_while_writers_are_busy_ends_with_wl_equal_to_mdb(mdb, mdb_dsn,
     assert check.returncode == 0, check.stdout[-1000:]
 
 
-def test_verify_repair_re_enqueues_differences_and_the_next_drain_fixes_wl(movies, mdb_dsn, target):  # noqa: F811
+def test_verify_repair_re_enqueues_differences_and_the_next_drain_fixes_wl(movies, mdb_dsn, target):
     movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 10) g")
     assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
     wl_execute(target, "DELETE FROM movies WHERE id = 1")
@@ -87,7 +86,7 @@ def test_verify_repair_re_enqueues_differences_and_the_next_drain_fixes_wl(movie
     assert wl_titles(target) == {i: f"m{i}" for i in range(1, 11)}
 
 
-def test_a_key_held_by_one_driver_is_not_taken_by_another(movies, mdb_dsn, target, driver):  # noqa: F811
+def test_a_key_held_by_one_driver_is_not_taken_by_another(movies, mdb_dsn, target, driver):
     """Driver A claims key 1 and stalls before writing WL; the key changes; driver B runs.
 
     Without the per-key rule B would write 'v2' while A still holds 'v1', and A's
@@ -117,10 +116,10 @@ def soak_and_check(mdb, mdb_dsn, target, tmp_path, **kwargs) -> dict:
     return stats
 
 
-def test_soak_short(mdb, mdb_dsn, target, tmp_path):  # noqa: F811
+def test_soak_short(mdb, mdb_dsn, target, tmp_path):
     soak_and_check(mdb, mdb_dsn, target, tmp_path, seconds=8, writers=3, drivers=3, kill_every=1.5)
 
 
 @pytest.mark.soak
-def test_soak_long(mdb, mdb_dsn, target, tmp_path):  # noqa: F811
+def test_soak_long(mdb, mdb_dsn, target, tmp_path):
     soak_and_check(mdb, mdb_dsn, target, tmp_path, seconds=120, writers=4, drivers=4, kill_every=2.0)

@@ -3,51 +3,7 @@ from __future__ import annotations
 
 import time
 
-import psycopg
-import pytest
-
-from tests.driver_helpers import (DriverProcess, driver_backends, run_cli, wait_until, wl_execute, wl_query,
-                                  wl_titles)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request, tmp_path, mdb):
-    """A fresh WL: a SQLite file, or a PostgreSQL database of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/wl.db"
-        return
-    name = mdb.info.dbname + "_wl"
-    with psycopg.connect(host=mdb.info.host, port=mdb.info.port, user=mdb.info.user, dbname="postgres",
-                         autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://{mdb.info.user}@{mdb.info.host}:{mdb.info.port}/{name}"
-    with psycopg.connect(host=mdb.info.host, port=mdb.info.port, user=mdb.info.user, dbname="postgres",
-                         autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def movies(mdb):
-    mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
-    mdb.execute("SELECT wlsync.track('movies')")
-    return mdb
-
-
-@pytest.fixture
-def driver(mdb_dsn, target, tmp_path):
-    """Start a driver (sweep 1 s unless given); stopped and checked at teardown."""
-    started: list[DriverProcess] = []
-
-    def _start(*extra: str, env: dict | None = None) -> DriverProcess:
-        args = extra if "--sweep-interval" in extra else ("--sweep-interval", "1", *extra)
-        process = DriverProcess(mdb_dsn, target, tmp_path / f"driver{len(started)}.log", *args, env=env)
-        started.append(process)
-        return process
-
-    yield _start
-    for process in started:
-        process.stop()
+from tests.driver_helpers import driver_backends, run_cli, wait_until, wl_execute, wl_query, wl_titles
 
 
 def wait_for_idle(mdb) -> None:

@@ -7,13 +7,6 @@ import pytest
 from tests.conftest import queue_rows
 
 
-@pytest.fixture
-def movies(mdb):
-    mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
-    mdb.execute("SELECT wlsync.track('movies')")
-    return mdb
-
-
 def test_insert_update_delete_each_enqueue_the_key(movies):
     movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
     movies.execute("UPDATE movies SET year = 1980 WHERE id = 1")

@@ -5,13 +5,6 @@ import pytest
 from tests.conftest import claim, queue_rows
 
 
-@pytest.fixture
-def movies(mdb):
-    mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
-    mdb.execute("SELECT wlsync.track('movies')")
-    return mdb
-
-
 def keys(rows) -> list:
     return sorted(int(r["pk"]["id"]) for r in rows)
 
