@@ -46,6 +46,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import wlsync_migrate  # noqa: E402
+from wlsync_sinks import open_sink, tables_from_rows  # noqa: E402
 
 BENCH = ROOT / "bench"
 DRIVER = ROOT / "wlsync_driver.py"
@@ -66,43 +67,65 @@ class Config:
     overhead_modes: list = field(default_factory=lambda: ["update", "insert"])
     overhead_clients: list = field(default_factory=lambda: [1, 4, 16])
     overhead_variants: list = field(default_factory=lambda: ["untracked", "wlsync", "notify_every"])
-    overhead_seconds: int = 5
+    overhead_seconds: int = 4
     table_rows: int = 100_000
     # 2./3. drain throughput, claim alone, baseline
     drain_sinks: list = field(default_factory=lambda: ["sqlite", "postgresql"])
     drain_drivers: list = field(default_factory=lambda: [1, 2, 4])
     drain_batches: list = field(default_factory=lambda: [1, 10, 100, 1000])
     # queue size (events; always 2 events per key) for each batch size
-    drain_events: dict = field(default_factory=lambda: {1: 10_000, 10: 50_000, 100: 200_000, 1000: 200_000})
+    drain_events: dict = field(default_factory=lambda: {1: 10_000, 10: 200_000, 100: 200_000, 1000: 200_000})
+    # A case (drain, claim alone, baseline) still running after drain_cap seconds is stopped
+    # (drivers get SIGTERM and finish their batch): its rate covers what it drained by then.
+    # Keeps `make bench` within its time budget however slow a case is.
+    drain_cap: float = 3.0
     claim_batches: list = field(default_factory=lambda: [1, 10, 100, 1000])
     baseline_queue: int = 200_000   # the baseline drains the head of a queue this big ...
-    baseline_events: int = 10_000   # ... for this many events
+    baseline_events: int = 5_000    # ... for this many events (or drain_cap seconds)
     default_batch: int = 1000       # wlsync_driver.py's default --batch
     # 4. latency
-    latency_seconds: float = 15.0
+    latency_seconds: float = 10.0
     latency_rate: float = 100.0
     latency_sweep: float = 1.0
     # 5./6. queue health and memory
     health_events: int = 1_000_000
     health_window: int = 100_000
-    health_timeout: float = 150.0   # per drain; a slower drain is stopped and reported partial
+    health_timeout: float = 30.0    # per drain; a slower drain is stopped and reported partial
 
 
 def make_config(mode: str) -> Config:
+    """The preset of `mode`, then BENCH_<FIELD> overrides (e.g. BENCH_RUNS=5,
+    BENCH_OVERHEAD_VARIANTS=untracked,wlsync,wlsync_invoker,full_row,notify_every)."""
+    cfg = preset(mode)
+    for name, value in vars(cfg).items():
+        text = os.environ.get(f"BENCH_{name.upper()}")
+        if text is None or name == "mode":
+            continue
+        if isinstance(value, list):
+            kind = type(value[0]) if value else str
+            setattr(cfg, name, [kind(v) for v in text.split(",") if v])
+        elif isinstance(value, (int, float)):
+            setattr(cfg, name, type(value)(text))
+        else:
+            raise SystemExit(f"BENCH_{name.upper()} cannot be overridden")
+    return cfg
+
+
+def preset(mode: str) -> Config:
     if mode == "full":
         return Config(mode)
     if mode == "quick":  # BENCH_QUICK=1: every code path, small sizes, < 3 minutes
-        return Config(mode, runs=3, overhead_clients=[1, 16], overhead_seconds=1, table_rows=20_000,
-                      drain_drivers=[1, 2], drain_batches=[1, 10, 1000],
-                      drain_events={1: 400, 10: 2_000, 100: 10_000, 1000: 10_000},
+        return Config(mode, runs=2, overhead_clients=[1, 16], overhead_seconds=1, table_rows=20_000,
+                      drain_drivers=[1, 2], drain_batches=[1, 1000],
+                      drain_events={1: 400, 10: 2_000, 100: 10_000, 1000: 10_000}, drain_cap=1.0,
                       claim_batches=[1, 1000], baseline_queue=10_000, baseline_events=400,
-                      latency_seconds=3, latency_sweep=0.5,
-                      health_events=40_000, health_window=10_000, health_timeout=30)
+                      latency_seconds=2, latency_sweep=0.5,
+                      health_events=20_000, health_window=5_000, health_timeout=5)
     if mode == "smoke":  # tests/test_bench_smoke.py: one case of each kind, < 30 s
         return Config(mode, runs=1, overhead_modes=["update"], overhead_clients=[2],
                       overhead_variants=["untracked", "wlsync"], overhead_seconds=1, table_rows=2_000,
                       drain_sinks=["sqlite", "postgresql"], drain_drivers=[2], drain_batches=[100],
-                      drain_events={100: 2_000}, claim_batches=[100], baseline_queue=2_000,
+                      drain_events={100: 2_000}, drain_cap=10, claim_batches=[100], baseline_queue=2_000,
                       baseline_events=100, default_batch=100, latency_seconds=1.5, latency_sweep=0.5,
                       health_events=4_000, health_window=1_000, health_timeout=20)
     raise SystemExit(f"unknown mode {mode!r}")
@@ -197,6 +220,9 @@ def overhead_variant(conn: psycopg.Connection, variant: str, rows: int) -> None:
     elif variant == "notify_every":
         conn.execute("CREATE TRIGGER key_notify AFTER INSERT OR UPDATE ON bench_rows "
                      "FOR EACH ROW EXECUTE FUNCTION capture_key_notify()")
+    elif variant == "wlsync_invoker":  # experiment: the generated trigger without SECURITY DEFINER / SET
+        table_id = conn.execute("SELECT wlsync.track('bench_rows')").fetchone()[0]
+        conn.execute(f"ALTER FUNCTION wlsync._capture_row_{table_id}() SECURITY INVOKER RESET ALL")
     elif variant == "full_row":
         conn.execute("CREATE TRIGGER full_row AFTER INSERT OR UPDATE ON bench_rows "
                      "FOR EACH ROW EXECUTE FUNCTION capture_full_row()")
@@ -274,15 +300,25 @@ def queue_count(conn: psycopg.Connection) -> int:
 
 
 def target_url(sink: str, dbs: Databases, out: Path, name: str) -> str:
-    """A fresh, empty WL for one case."""
+    """A fresh WL for one case, its tables already created (as the driver's sink would
+    create them) so that drivers starting together do not race to create them."""
     if sink == "sqlite":
         path = out / f"{name}.db"
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    with psycopg.connect(dsn(dbs.wl), autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_rows, bench_big")
-    return dsn(dbs.wl)
+        target = f"sqlite:///{path}"
+    else:
+        target = dsn(dbs.wl)
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS bench_rows, bench_big")
+    with psycopg.connect(dsn(dbs.mdb)) as mdb:
+        tables = tables_from_rows(mdb.execute("SELECT * FROM wlsync.tracked_columns()").fetchall())
+    wl = open_sink(target)
+    try:
+        wl.ensure_tables(tables)
+    finally:
+        wl.close()
+    return target
 
 
 def wl_count(target: str, table: str) -> int:
@@ -333,41 +369,63 @@ def drain_with_drivers(cfg: Config, dbs: Databases, out: Path, conn, sink: str, 
     started = time.time()
     procs = [start_driver(dsn(dbs.mdb), target, out / f"{name}_{i}.log", "--once", "--batch", str(batch))
              for i in range(drivers)]
-    codes = [p.wait(timeout=1800) for p in procs]
+    capped = wait_all(procs, cfg.drain_cap)
     wall = time.time() - started
+    codes = [p.returncode for p in procs]
     if any(codes):
         raise RuntimeError(f"{name}: driver exit codes {codes}, see {out}/{name}_*.log")
     left = queue_count(conn)
     batches = [b for i in range(drivers) for b in parse_driver_log(out / f"{name}_{i}.log")]
-    synced = sum(b[2] for b in batches)
-    if left or synced != queued or wl_count(target, "bench_rows") != queued // 2:
+    synced, keys = sum(b[2] for b in batches), sum(b[3] for b in batches)
+    if synced + left != queued or (left and not capped) or wl_count(target, "bench_rows") != keys:
         raise RuntimeError(f"{name}: {queued} queued, {synced} synced, {left} left in the queue")
     # From the first claim's start to the last commit: process start-up and connecting excluded.
     elapsed = max(b[1] for b in batches) - min(b[0] for b in batches)
     rate = synced / elapsed
-    log(f"drain {sink} drivers={drivers} batch={batch} run {run}: {queued} events in {elapsed:.2f} s "
-        f"= {rate:,.0f} events/s (wall incl. start-up {wall:.2f} s)")
-    return {"sink": sink, "drivers": drivers, "batch": batch, "run": run, "events": queued,
-            "seconds": elapsed, "wall_seconds": wall, "events_per_s": rate, "keys_per_s": (queued // 2) / elapsed}
+    log(f"drain {sink} drivers={drivers} batch={batch} run {run}: {synced}/{queued} events in {elapsed:.2f} s "
+        f"= {rate:,.0f} events/s (wall incl. start-up {wall:.2f} s){' CAPPED' if capped else ''}")
+    return {"sink": sink, "drivers": drivers, "batch": batch, "run": run, "events": queued, "synced": synced,
+            "capped": capped, "seconds": elapsed, "wall_seconds": wall, "events_per_s": rate,
+            "keys_per_s": keys / elapsed}
+
+
+def wait_all(procs: list[subprocess.Popen], cap: float) -> bool:
+    """Wait for the drivers; past `cap` seconds, SIGTERM them (they finish the batch in
+    hand and exit 0). Returns whether they had to be stopped."""
+    deadline = time.monotonic() + cap
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    capped = any(p.poll() is None for p in procs)
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(timeout=120)
+    return capped
 
 
 def claim_alone(cfg: Config, dbs: Databases, conn, batch: int, run: int) -> dict:
     """BEGIN; SELECT * FROM wlsync.claim_sync_events(batch); COMMIT in a loop: no sink at all."""
     queued = prefill(conn, "bench_rows", cfg.drain_events[batch] // 2, 2)
-    events = 0
+    events, capped = 0, False
     with psycopg.connect(dsn(dbs.mdb)) as claimer:
         started = time.perf_counter()
         while True:
-            rows = claimer.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [batch]).fetchall()
+            rows = claimer.execute("SELECT events, * FROM wlsync.claim_sync_events(%s)", [batch]).fetchall()
             claimer.commit()
             if not rows:
                 break
-            events += sum(r[6] for r in rows)
+            events += sum(r[0] for r in rows)
+            if time.perf_counter() - started > cfg.drain_cap:
+                capped = True
+                break
         elapsed = time.perf_counter() - started
-    if events != queued:
+    if events != queued and not capped:
         raise RuntimeError(f"claim alone: {queued} queued, {events} claimed")
-    log(f"claim alone batch={batch} run {run}: {events} events in {elapsed:.2f} s = {events / elapsed:,.0f} events/s")
-    return {"batch": batch, "run": run, "events": events, "seconds": elapsed, "events_per_s": events / elapsed}
+    log(f"claim alone batch={batch} run {run}: {events}/{queued} events in {elapsed:.2f} s = "
+        f"{events / elapsed:,.0f} events/s{' CAPPED' if capped else ''}")
+    return {"batch": batch, "run": run, "events": queued, "synced": events, "capped": capped, "seconds": elapsed,
+            "events_per_s": events / elapsed}
 
 
 def baseline(cfg: Config, dbs: Databases, out: Path, conn, run: int) -> dict:
@@ -385,7 +443,7 @@ def baseline(cfg: Config, dbs: Databases, out: Path, conn, run: int) -> dict:
     events = 0
     with psycopg.connect(dsn(dbs.mdb)) as mdb:
         started = time.perf_counter()
-        while events < cfg.baseline_events:
+        while events < cfg.baseline_events and time.perf_counter() - started < cfg.drain_cap:
             claimed = mdb.execute(
                 "DELETE FROM wlsync.queue WHERE event_id = (SELECT event_id FROM wlsync.queue "
                 "ORDER BY event_id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING table_id, pk").fetchone()
@@ -430,9 +488,13 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
             for batch in cfg.drain_batches:
                 mine = [r for r in raw_drain if (r["sink"], r["drivers"], r["batch"]) == (sink, drivers, batch)]
                 drain.append({"sink": sink, "drivers": drivers, "batch": batch, "events": cfg.drain_events[batch],
+                              "capped_runs": sum(r["capped"] for r in mine),
+                              "drained_pct": summary([100 * r["synced"] / r["events"] for r in mine]),
                               "events_per_s": summary([r["events_per_s"] for r in mine]),
                               "keys_per_s": summary([r["keys_per_s"] for r in mine])})
     claims = [{"batch": b, "events": cfg.drain_events[b],
+               "capped_runs": sum(r["capped"] for r in raw_claim if r["batch"] == b),
+               "drained_pct": summary([100 * r["synced"] / r["events"] for r in raw_claim if r["batch"] == b]),
                "events_per_s": summary([r["events_per_s"] for r in raw_claim if r["batch"] == b])}
               for b in cfg.claim_batches]
     base_by_run = {r["run"]: r["events_per_s"] for r in raw_base}
@@ -445,8 +507,9 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                                "x_baseline": summary([r["events_per_s"] / base_by_run[r["run"]] for r in mine])})
     return {"drain": drain, "claim_alone": claims,
             "baseline": {"events": cfg.baseline_events, "queue": cfg.baseline_queue,
+                         "drained": summary([r["events"] for r in raw_base]),
                          "events_per_s": summary([r["events_per_s"] for r in raw_base])},
-            "ratios": ratios, "default_batch": cfg.default_batch,
+            "ratios": ratios, "default_batch": cfg.default_batch, "cap": cfg.drain_cap,
             "raw": {"drain": raw_drain, "claim_alone": raw_claim, "baseline": raw_base}}
 
 
