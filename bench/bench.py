@@ -78,19 +78,20 @@ class Config:
     # A case (drain, claim alone, baseline) still running after drain_cap seconds is stopped
     # (drivers get SIGTERM and finish their batch): its rate covers what it drained by then.
     # Keeps `make bench` within its time budget however slow a case is.
-    drain_cap: float = 3.0
+    drain_cap: float = 2.5
     claim_batches: list = field(default_factory=lambda: [1, 10, 100, 1000])
     baseline_queue: int = 200_000   # the baseline drains the head of a queue this big ...
     baseline_events: int = 5_000    # ... for this many events (or drain_cap seconds)
     default_batch: int = 1000       # wlsync_driver.py's default --batch
     # 4. latency
-    latency_seconds: float = 10.0
+    latency_seconds: float = 8.0
     latency_rate: float = 100.0
     latency_sweep: float = 1.0
     # 5./6. queue health and memory
     health_events: int = 1_000_000
     health_window: int = 100_000
-    health_timeout: float = 30.0    # per drain; a slower drain is stopped and reported partial
+    health_timeout: float = 60.0       # per drain; a slower drain is stopped and reported partial
+    health_timeout_long: float = 40.0  # the same, with the long transaction held (it only gets slower)
 
 
 def make_config(mode: str) -> Config:
@@ -120,14 +121,16 @@ def preset(mode: str) -> Config:
                       drain_events={1: 400, 10: 2_000, 100: 10_000, 1000: 10_000}, drain_cap=1.0,
                       claim_batches=[1, 1000], baseline_queue=10_000, baseline_events=400,
                       latency_seconds=2, latency_sweep=0.5,
-                      health_events=20_000, health_window=5_000, health_timeout=5)
+                      health_events=20_000, health_window=5_000, health_timeout=5,
+                      health_timeout_long=5)
     if mode == "smoke":  # tests/test_bench_smoke.py: one case of each kind, < 30 s
         return Config(mode, runs=1, overhead_modes=["update"], overhead_clients=[2],
                       overhead_variants=["untracked", "wlsync"], overhead_seconds=1, table_rows=2_000,
                       drain_sinks=["sqlite", "postgresql"], drain_drivers=[2], drain_batches=[100],
                       drain_events={100: 2_000}, drain_cap=10, claim_batches=[100], baseline_queue=2_000,
                       baseline_events=100, default_batch=100, latency_seconds=1.5, latency_sweep=0.5,
-                      health_events=4_000, health_window=1_000, health_timeout=20)
+                      health_events=4_000, health_window=1_000, health_timeout=20,
+                      health_timeout_long=20)
     raise SystemExit(f"unknown mode {mode!r}")
 
 
@@ -663,6 +666,7 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, long_txn: bool, run
     started = time.time()
     hwm = 0
     stopped_early = False
+    timeout = cfg.health_timeout_long if long_txn else cfg.health_timeout
     rusage = None
     while True:
         pid_done, status, rusage = os.wait4(driver.pid, os.WNOHANG)
@@ -676,17 +680,22 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, long_txn: bool, run
             "autovacuum_count FROM pg_stat_user_tables WHERE relid = 'wlsync.queue'::regclass").fetchone()
         samples.append({"t": time.time(), "total_bytes": stats[0], "heap_bytes": stats[1], "dead": stats[2],
                         "autovacuums": stats[3], "rss_kb": mem.get("VmRSS")})
-        if not stopped_early and time.time() - started > cfg.health_timeout:
-            log(f"{name}: still draining after {cfg.health_timeout:.0f} s: stopping the driver (partial result)")
+        if not stopped_early and time.time() - started > timeout:
+            log(f"{name}: still draining after {timeout:.0f} s: stopping the driver (partial result)")
             driver.send_signal(signal.SIGTERM)
             stopped_early = True
         time.sleep(0.5)
-    if holder is not None:
-        holder.rollback()
-        holder.close()
     final = monitor_conn.execute(
         "SELECT pg_total_relation_size('wlsync.queue'), n_dead_tup FROM pg_stat_user_tables "
         "WHERE relid = 'wlsync.queue'::regclass").fetchone()
+    exact_dead = None
+    try:  # exact count (a scan of the queue), before the long transaction ends
+        exact_dead = monitor_conn.execute("SELECT dead_tuple_count FROM pgstattuple('wlsync.queue')").fetchone()[0]
+    except psycopg.Error:
+        pass
+    if holder is not None:
+        holder.rollback()
+        holder.close()
     monitor_conn.close()
     if driver.returncode != 0:
         raise RuntimeError(f"{name}: driver exit code {driver.returncode}, see {out}/{name}.log")
@@ -710,7 +719,7 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, long_txn: bool, run
               "events_per_s": synced / elapsed if elapsed else None, "peak_rss_mb": peak_rss_kb / 1024,
               "windows": windows, "max_dead_tuples": max((s["dead"] for s in samples), default=None),
               "max_total_bytes": max((s["total_bytes"] for s in samples), default=None),
-              "final_total_bytes": final[0], "final_dead_tuples": final[1],
+              "final_total_bytes": final[0], "final_dead_tuples": final[1], "final_dead_exact": exact_dead,
               "autovacuums": (samples[-1]["autovacuums"] - samples[0]["autovacuums"]) if samples else None}
     log(f"health {'with' if long_txn else 'without'} long txn run {run}: {synced}/{queued} events in "
         f"{elapsed:.1f} s, windows " + ", ".join(f"{w['events_per_s']:,.0f}" for w in windows)
@@ -722,6 +731,10 @@ def section_health(cfg: Config, dbs: Databases, out: Path) -> dict:
     raw = []
     with psycopg.connect(dsn(dbs.mdb), autocommit=True) as conn:
         conn.execute("SELECT wlsync.track('bench_big')")
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        except psycopg.Error as exc:
+            log(f"pgstattuple unavailable ({exc}): dead tuples from pg_stat_user_tables only")
         for run in range(1, cfg.runs + 1):
             for long_txn in (False, True):
                 raw.append(health_run(cfg, dbs, out, conn, long_txn, run))
@@ -744,10 +757,11 @@ def section_health(cfg: Config, dbs: Databases, out: Path) -> dict:
                         "max_dead_tuples": summary([r["max_dead_tuples"] for r in mine]),
                         "max_total_bytes": summary([r["max_total_bytes"] for r in mine]),
                         "final_total_bytes": summary([r["final_total_bytes"] for r in mine]),
+                        "final_dead_exact": summary([r["final_dead_exact"] for r in mine]),
                         "autovacuums": summary([r["autovacuums"] for r in mine]),
                         "windows": windows})
     return {"events": cfg.health_events, "window": cfg.health_window, "batch": cfg.default_batch,
-            "timeout": cfg.health_timeout, "results": results, "raw": raw}
+            "timeout": cfg.health_timeout, "timeout_long": cfg.health_timeout_long, "results": results, "raw": raw}
 
 
 # --------------------------------------------------------------------------- machine and main
