@@ -352,11 +352,15 @@ def parse_driver_log(path: Path) -> list[tuple[float, float, int, int]]:
     return batches
 
 
+STARTED: list[subprocess.Popen] = []  # every driver this run started, killed at exit if still running
+
+
 def start_driver(source: str, target: str, log_path: Path, *args: str) -> subprocess.Popen:
     log_file = open(log_path, "w")
     try:
-        return subprocess.Popen([PY, str(DRIVER), "--log-json", "run", "--source", source, "--target", target, *args],
-                                stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
+        STARTED.append(subprocess.Popen([PY, str(DRIVER), "--log-json", "run", "--source", source, "--target", target, *args],
+                                        stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT))
+        return STARTED[-1]
     finally:
         log_file.close()
 
@@ -819,6 +823,10 @@ def main(argv: list[str] | None = None) -> int:
             results["durations"][section] = round(time.monotonic() - began, 1)
             (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     finally:
+        for proc in STARTED:
+            if proc.returncode is None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         dbs.drop_all()
     results["durations"]["total"] = round(time.monotonic() - total, 1)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
