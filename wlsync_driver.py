@@ -151,13 +151,15 @@ class Driver:
 
     def sync_batch(self) -> int:
         started = time.monotonic()
+        # WL must not commit once MDB may have ended the claim (its timeouts).
+        deadline = started + self.claim_timeout - 1.0
         with self.claims.transaction():
             rows = self.claims.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [self.batch]).fetchall()
             if not rows:
                 return 0
             self.ensure_tables(rows)
             self.test_pause("before_wl_write")
-            self.sink.apply(rows)  # WL commits here; MDB commits when the block ends
+            self.sink.apply(rows, deadline)  # WL commits here; MDB commits when the block ends
             self.test_pause("after_wl_commit")
         self.backoff.reset()
         events = sum(r["events"] for r in rows)

@@ -29,6 +29,9 @@ def install_functions(conn) -> None:
     cursor = conn.cursor()
     for path in sorted(FUNCTIONS.glob("*.sql")):
         cursor.execute(path.read_text())
+    # Regenerate every tracked table's capture function and triggers, so a new
+    # version of wlsync.track takes effect on tables tracked before it.
+    cursor.execute("SELECT wlsync.track(relid) FROM wlsync.tracked_table ORDER BY table_id")
     # Functions are executable by PUBLIC by default; nothing of wlsync's is.
     cursor.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA wlsync FROM PUBLIC")
 

@@ -6,6 +6,15 @@ text. It keeps, for every tracked table, a WL table of the same column names
 that holds exactly the live rows. Applying a batch is idempotent (upsert of the
 current row, delete of a gone one), so redelivery after a crash is harmless.
 
+Fencing: every batch carries a version (wlsync.claim_version_seq, drawn after
+its keys were locked in MDB). Beside the tables, ``_wlsync_versions`` holds the
+last version applied to each key, live or deleted; a batch writes a key only if
+its version is newer, checked and recorded under the registry row's lock in the
+same WL transaction. So a batch that arrives late, after MDB ended its claim
+(timeout, pg_terminate_backend, restart) and another driver wrote a newer state,
+changes nothing. Entries of deleted keys are pruned after VERSION_RETENTION
+seconds: a batch never commits WL later than its claim timeout (60 s default).
+
 WL table names: ``public.movies`` becomes ``movies``; other schemas keep their
 schema in the name (``app.cast`` becomes the table ``"app.cast"``).
 """
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -22,6 +32,11 @@ import psycopg
 from psycopg import sql
 
 from wlsync_db import describe, one_line
+
+
+VERSIONS = "_wlsync_versions"
+VERSION_RETENTION = 3600.0  # seconds a deleted key's version is kept
+PRUNE_EVERY = 1000          # batches between prunings
 
 
 class SinkError(Exception):
@@ -82,8 +97,10 @@ class Sink:
     def ensure_tables(self, tables: dict[tuple[str, str], Table]) -> None:
         raise NotImplementedError
 
-    def apply(self, rows: list[dict]) -> None:
-        """Write one claimed batch in one WL transaction and commit it."""
+    def apply(self, rows: list[dict], deadline: float) -> None:
+        """Write one claimed batch in one WL transaction and commit it, keeping of
+        each key only a version newer than WL's; roll back instead of committing
+        after ``deadline`` (time.monotonic()), when MDB may have ended the claim."""
         raise NotImplementedError
 
     def rows_by_key(self, table: Table, pks: list[dict]) -> list[dict | None]:
@@ -115,7 +132,7 @@ def to_sqlite(column: Column, text: str | None):
     if kind in ("int2", "int4", "int8", "oid"):
         return int(text)
     if kind == "bool":
-        return 1 if text == "true" else 0  # bool::text is 'true' or 'false'
+        return 1 if text == "t" else 0
     if kind in ("float4", "float8"):
         # SQLite stores NaN as NULL: keep it as text, which its REAL column keeps as is.
         return text if text == "NaN" else float(text)
@@ -130,7 +147,7 @@ def from_sqlite(column: Column, value) -> str | None:
         return None
     kind = column.base_type
     if kind == "bool":
-        return "true" if value else "false"
+        return "t" if value else "f"
     if kind == "bytea":
         return "\\x" + bytes(value).hex()
     return str(value)
@@ -157,10 +174,12 @@ class SQLiteSink(Sink):
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = FULL")  # WL commits before MDB: it must be durable
-            self.db.execute("CREATE TABLE IF NOT EXISTS _wlsync_meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {VERSIONS} (table_name TEXT NOT NULL, pk TEXT NOT NULL, "
+                            "version INTEGER NOT NULL, deleted_at REAL, PRIMARY KEY (table_name, pk))")
         except sqlite3.Error as exc:
             raise TargetError(f"cannot use SQLite file {Path(path).resolve()}: {exc}") from None
         self.tables: dict[tuple[str, str], Table] = {}
+        self.batches = 0
 
     def ensure_tables(self, tables):
         for key, table in tables.items():
@@ -178,24 +197,39 @@ class SQLiteSink(Sink):
                                         f"{SQLITE_TYPES.get(column.base_type, 'TEXT')}")
             self.tables[key] = table
 
-    def apply(self, rows):
+    def apply(self, rows, deadline):
         try:
             self.db.execute("BEGIN IMMEDIATE")
             for (schema, name), group in group_by_table(rows).items():
                 table = self.tables[(schema, name)]
-                upserts = [r["row_data"] for r in group if r["action"] == "upsert"]
-                deletes = [r["pk"] for r in group if r["action"] == "delete"]
+                fresh = [r for r in group if self._advance(table, r)]
+                upserts = [r["row_data"] for r in fresh if r["action"] == "upsert"]
+                deletes = [r["pk"] for r in fresh if r["action"] == "delete"]
                 if upserts:
                     self.db.executemany(self._upsert_sql(table),
                                         [[to_sqlite(c, data[c.name]) for c in table.columns] for data in upserts])
                 if deletes:
                     self.db.executemany(self._delete_sql(table),
                                         [[to_sqlite(c, pk[c.name]) for c in table.pk] for pk in deletes])
+            self.batches += 1
+            if self.batches % PRUNE_EVERY == 1:
+                self.db.execute(f"DELETE FROM {VERSIONS} WHERE deleted_at < ?", [time.time() - VERSION_RETENTION])
+            if time.monotonic() > deadline:
+                raise SinkError("the batch outlived its claim timeout; rolled back")
             self.db.execute("COMMIT")
-        except (sqlite3.Error, ValueError, KeyError) as exc:
+        except (sqlite3.Error, ValueError, KeyError, SinkError) as exc:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
-            raise SinkError(f"SQLite {self.path}: {exc}") from exc
+            raise exc if isinstance(exc, SinkError) else SinkError(f"SQLite {self.path}: {exc}") from exc
+
+    def _advance(self, table: Table, row: dict) -> bool:
+        """Record the row's version for its key if newer; whether it was."""
+        deleted_at = time.time() if row["action"] == "delete" else None
+        return self.db.execute(
+            f"INSERT INTO {VERSIONS} (table_name, pk, version, deleted_at) VALUES (?, ?, ?, ?) "
+            f"ON CONFLICT (table_name, pk) DO UPDATE SET version = excluded.version, deleted_at = excluded.deleted_at "
+            f"WHERE excluded.version > {VERSIONS}.version RETURNING 1",
+            [table.wl_name, key_text(row["pk"]), row["version"], deleted_at]).fetchone() is not None
 
     @staticmethod
     def _upsert_sql(table: Table) -> str:
@@ -251,6 +285,7 @@ class PostgresSink(Sink):
         except psycopg.Error as exc:
             raise TargetError(f"cannot connect to target {describe(dsn)}: {one_line(exc)}") from None
         self.tables: dict[tuple[str, str], Table] = {}
+        self.batches = 0
 
     @staticmethod
     def _type(column: Column) -> sql.Composable:
@@ -258,6 +293,9 @@ class PostgresSink(Sink):
 
     def ensure_tables(self, tables):
         with self.conn.transaction():
+            self.conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text NOT NULL, pk jsonb NOT NULL, "
+                                      "version bigint NOT NULL, deleted_at timestamptz, "
+                                      "PRIMARY KEY (table_name, pk))").format(sql.Identifier(VERSIONS)))
             for key, table in tables.items():
                 name = sql.Identifier(table.wl_name)
                 self.conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
@@ -270,50 +308,75 @@ class PostgresSink(Sink):
                         name, sql.Identifier(column.name), self._type(column)))
                 self.tables[key] = table
 
-    def _casts(self, table: Table, columns: list[Column], source: str) -> sql.Composable:
+    def _casts(self, columns: list[Column], source: str) -> sql.Composable:
         return sql.SQL(", ").join(
             sql.SQL("({}->>{})::{}").format(sql.SQL(source), sql.Literal(c.name), self._type(c)) for c in columns)
 
-    def apply(self, rows):
+    def apply(self, rows, deadline):
         try:
             with self.conn.transaction():
                 for (schema, name), group in group_by_table(rows).items():
                     table = self.tables[(schema, name)]
-                    upserts = [r["row_data"] for r in group if r["action"] == "upsert"]
-                    deletes = [r["pk"] for r in group if r["action"] == "delete"]
-                    if upserts:
-                        self.conn.execute(self._upsert_sql(table), [json.dumps(upserts)])
-                    if deletes:
-                        self.conn.execute(self._delete_sql(table), [json.dumps(deletes)])
+                    batch = [{"pk": r["pk"], "v": r["version"], "row": r["row_data"]} for r in group]
+                    self.conn.execute(self._apply_sql(table), [json.dumps(batch), table.wl_name])
+                self.batches += 1
+                if self.batches % PRUNE_EVERY == 1:
+                    self.conn.execute(sql.SQL("DELETE FROM {} WHERE deleted_at < now() - %s * interval '1 second'")
+                                      .format(sql.Identifier(VERSIONS)), [VERSION_RETENTION])
+                if time.monotonic() > deadline:
+                    raise SinkError("the batch outlived its claim timeout; rolled back")
         except psycopg.OperationalError as exc:
             raise SinkError(f"PostgreSQL target: {one_line(exc)}") from exc
         except psycopg.Error as exc:
             raise SinkError(f"PostgreSQL target refused the batch: {one_line(exc)}") from exc
+
+    def _apply_sql(self, table: Table) -> sql.Composable:
+        """One statement per table and batch: advance the keys' versions, then
+        upsert or delete the keys whose version advanced."""
+        return sql.SQL("""
+            WITH batch AS MATERIALIZED (SELECT e FROM jsonb_array_elements(%s::jsonb) AS e),
+            fresh AS (
+                INSERT INTO {versions} AS v (table_name, pk, version, deleted_at)
+                SELECT %s, b.e->'pk', (b.e->>'v')::bigint,
+                       CASE WHEN jsonb_typeof(b.e->'row') = 'null' THEN now() END
+                FROM batch AS b ORDER BY b.e->'pk'
+                ON CONFLICT (table_name, pk) DO UPDATE
+                SET version = EXCLUDED.version, deleted_at = EXCLUDED.deleted_at
+                WHERE v.version < EXCLUDED.version
+                RETURNING v.pk
+            ), upserted AS (
+                {upsert}
+            ), deleted AS (
+                {delete}
+            )
+            SELECT (SELECT count(*) FROM upserted), (SELECT count(*) FROM deleted)""").format(
+            versions=sql.Identifier(VERSIONS), upsert=self._upsert_sql(table), delete=self._delete_sql(table))
 
     def _upsert_sql(self, table: Table) -> sql.Composable:
         non_pk = [c for c in table.columns if not c.pk_position]
         update = (sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in non_pk))
             if non_pk else sql.SQL("DO NOTHING"))
-        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_array_elements(%s::jsonb) AS r "
-                       "ON CONFLICT ({}) {}").format(
+        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM batch AS b JOIN fresh AS f ON f.pk = b.e->'pk' "
+                       "WHERE jsonb_typeof(b.e->'row') = 'object' ON CONFLICT ({}) {} RETURNING 1").format(
             sql.Identifier(table.wl_name),
             sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns),
-            self._casts(table, list(table.columns), "r"),
+            self._casts(list(table.columns), "b.e->'row'"),
             sql.SQL(", ").join(sql.Identifier(c.name) for c in table.pk),
             update)
 
     def _delete_sql(self, table: Table) -> sql.Composable:
-        return sql.SQL("DELETE FROM {} AS t USING jsonb_array_elements(%s::jsonb) AS k WHERE {}").format(
+        return sql.SQL("DELETE FROM {} AS t USING batch AS b JOIN fresh AS f ON f.pk = b.e->'pk' "
+                       "WHERE jsonb_typeof(b.e->'row') = 'null' AND ({}) = ({}) RETURNING 1").format(
             sql.Identifier(table.wl_name),
-            sql.SQL(" AND ").join(sql.SQL("t.{} = (k->>{})::{}").format(
-                sql.Identifier(c.name), sql.Literal(c.name), self._type(c)) for c in table.pk))
+            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c.name)) for c in table.pk),
+            self._casts(table.pk, "b.e->'pk'"))
 
     def _render(self, table: Table, alias: str) -> sql.Composable:
         """A row as jsonb of text values, rendered like MDB's wlsync.current_rows."""
         return sql.SQL("jsonb_object(ARRAY[{}]::text[], ARRAY[{}]::text[])").format(
             sql.SQL(", ").join(sql.Literal(c.name) for c in table.columns),
-            sql.SQL(", ").join(sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(c.name))
+            sql.SQL(", ").join(output_text(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c.name)))
                                for c in table.columns))
 
     def rows_by_key(self, table, pks):
@@ -335,13 +398,18 @@ class PostgresSink(Sink):
             self.conn.execute(RENDER_SETTINGS)
             with self.conn.cursor(name="wlsync_verify_keys") as cursor:
                 cursor.execute(sql.SQL("SELECT {} FROM {}").format(
-                    sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(n)) for n in names),
+                    sql.SQL(", ").join(output_text(sql.Identifier(n)) for n in names),
                     sql.Identifier(table.wl_name)))
                 while batch := cursor.fetchmany(chunk):
                     yield [dict(zip(names, row)) for row in batch]
 
     def close(self):
         self.conn.close()
+
+
+def output_text(value: sql.Composable) -> sql.Composable:
+    """A value as its type's output text, NULL kept: as MDB's wlsync._text_object_sql."""
+    return sql.SQL("CASE WHEN {0} IS NULL THEN NULL ELSE concat({0}) END").format(value)
 
 
 # The same output settings as MDB's wlsync.current_rows, for the verify reads.
@@ -351,7 +419,17 @@ RENDER_SETTINGS = ("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'
 
 
 def group_by_table(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    grouped: dict[tuple[str, str], list[dict]] = {}
+    """Rows per table, one per key (the newest version wins), in key order so that
+    two batches lock WL's rows in the same order."""
+    grouped: dict[tuple[str, str], dict[str, dict]] = {}
     for row in rows:
-        grouped.setdefault((row["table_schema"], row["table_name"]), []).append(row)
-    return grouped
+        keyed = grouped.setdefault((row["table_schema"], row["table_name"]), {})
+        key = key_text(row["pk"])
+        if key not in keyed or keyed[key]["version"] < row["version"]:
+            keyed[key] = row
+    return {table: [keyed[k] for k in sorted(keyed)] for table, keyed in grouped.items()}
+
+
+def key_text(pk: dict) -> str:
+    """The canonical text of a key, as the version registry stores it."""
+    return json.dumps(pk, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

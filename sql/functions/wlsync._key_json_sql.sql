@@ -6,26 +6,32 @@ AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync._key_json_sql(p_table, p_pk_columns, p_row_alias)
 --   SQL text of the expression that turns a row of p_table into its queue key,
---   e.g. pg_catalog.jsonb_build_object('id', NEW."id"). Every producer of
---   queue rows (capture trigger, truncate trigger, backfill) uses it, so one key
---   has one spelling whoever enqueued it: the claim's per-key rule relies on it.
---   timestamptz columns are keyed in UTC, so the session TimeZone of the writer
---   cannot change the spelling.
+--   e.g. pg_catalog.jsonb_build_object('id', NEW."id"::int4). Every producer
+--   of queue rows (capture trigger, truncate trigger, backfill, enqueue_keys)
+--   uses it, so one key has one spelling whoever enqueued it, whatever their
+--   session settings: the claim's per-key rule relies on it. Key columns are
+--   converted to their base type (domains add nothing to a key), timestamptz
+--   is spelled in UTC and bytea in hex; the other allowed key types
+--   (wlsync._key_base_type) have a JSON form that no setting changes.
 -- Parameters: p_table       the tracked table
 --             p_pk_columns  its primary key columns, in key order
 --             p_row_alias   how the row is named where the text is used (NEW, t, ...)
 -- Returns:    text, an SQL expression of type jsonb
--- Touches:    reads pg_attribute.
+-- Touches:    reads pg_attribute, pg_type.
 -- ---------------------------------------------------------------------------
 BEGIN
     RETURN 'pg_catalog.jsonb_build_object(' || string_agg(
         format('%L, %s', c.col,
-               CASE WHEN a.atttypid = 'timestamptz'::regtype
-                    THEN format('(%s.%I AT TIME ZONE ''UTC'')', p_row_alias, c.col)
-                    ELSE format('%s.%I', p_row_alias, c.col) END),
+               CASE b.base
+                    WHEN 'timestamptz'::regtype
+                        THEN format('(%s.%I::pg_catalog.timestamptz AT TIME ZONE ''UTC'')', p_row_alias, c.col)
+                    WHEN 'bytea'::regtype
+                        THEN format('(''\x'' || pg_catalog.encode(%s.%I::pg_catalog.bytea, ''hex''))', p_row_alias, c.col)
+                    ELSE format('%s.%I::%s', p_row_alias, c.col, b.base::regtype::text)
+               END),
         ', ' ORDER BY c.ord) || ')'
     FROM unnest(p_pk_columns) WITH ORDINALITY AS c(col, ord)
-    JOIN pg_attribute AS a ON a.attrelid = p_table AND a.attname = c.col;
+    CROSS JOIN LATERAL (SELECT wlsync._key_base_type(p_table, c.col) AS base) AS b;
 END
 $function$;
 

@@ -2,6 +2,7 @@ CREATE OR REPLACE FUNCTION wlsync.backfill(p_table regclass, p_max_rows bigint D
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
 AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync.backfill(p_table [, p_max_rows])
@@ -58,7 +59,7 @@ BEGIN
             SELECT %1$s AS pk, row_number() OVER (ORDER BY %2$s) AS ord
             FROM %3$s AS t
             WHERE $1 IS NULL
-               OR (%2$s) > (SELECT %4$s FROM pg_catalog.jsonb_populate_record(NULL::%3$s, $1) AS key)
+               OR (%2$s) > (%4$s)
             ORDER BY %2$s
             LIMIT $2
         ), enqueued AS (
@@ -67,7 +68,7 @@ BEGIN
         )
         SELECT count(*), (SELECT c.pk FROM chunk AS c ORDER BY c.ord DESC LIMIT 1) FROM chunk$sql$,
         wlsync._key_json_sql(p_table, v_pk_columns, 't'), v_key_list, p_table,
-        (SELECT string_agg(format('key.%I', c), ', ') FROM unnest(v_pk_columns) AS c),
+        wlsync._key_values_sql(p_table, v_pk_columns, '$1', false),
         v_table_id)
     INTO v_enqueued, v_last_pk
     USING v_state.after_pk, p_max_rows;

@@ -1,6 +1,6 @@
 CREATE OR REPLACE FUNCTION wlsync.claim_sync_events(p_batch integer)
 RETURNS TABLE (table_schema name, table_name name, pk jsonb, action text, row_data jsonb,
-               last_event_id bigint, events integer, enqueued_at timestamptz)
+               version bigint, last_event_id bigint, events integer, enqueued_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
@@ -23,7 +23,11 @@ AS $function$
 --   later statement, after the key's events are locked, so the holder's read
 --   is newer than anything an earlier holder of the key wrote to WL (that one
 --   committed before the locks could be had), and each WL write happens before
---   the key is released. Hence READ COMMITTED is required.
+--   the key is released. Hence READ COMMITTED is required. When MDB ends a
+--   batch's transaction itself (timeout, pg_terminate_backend, restart) the
+--   key is released before that batch's WL write may land: the batch's
+--   version (from wlsync.claim_version_seq, drawn after the locks) lets WL
+--   refuse such a late write, as every later holder has a larger version.
 --
 --   The head is picked by a MATERIALIZED CTE (LIMIT ... FOR UPDATE SKIP LOCKED
 --   in a subquery may be re-evaluated and lock more rows than it returns), and
@@ -35,7 +39,9 @@ AS $function$
 -- Returns:    one row per key: table_schema, table_name, pk (the key columns
 --             as text, like row_data), action ('upsert' when the row exists, 'delete' when it
 --             is gone), row_data (jsonb: every column as its PostgreSQL text
---             output, JSON null for NULL; NULL for 'delete'), last_event_id,
+--             output, JSON null for NULL; NULL for 'delete'), version (this
+--             batch's fencing version: WL applies a key's write only if it is
+--             newer than the version WL last applied to that key), last_event_id,
 --             events (how many were collapsed), enqueued_at (oldest of them).
 --             Rendering is wlsync.current_rows': UTC, ISO dates, hex bytea,
 --             exact floats.
@@ -53,6 +59,7 @@ DECLARE
     v_events integer[];
     v_enqueued_at timestamptz[];
     v_table record;
+    v_version bigint;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 THEN
         RAISE EXCEPTION 'wlsync.claim_sync_events: batch must be a positive number of events, got %', p_batch
@@ -72,26 +79,27 @@ BEGIN
         LIMIT p_batch
         FOR UPDATE SKIP LOCKED
     ), key_events AS MATERIALIZED (
+        -- LATERAL: one probe of queue_table_id_pk_idx per key, whatever the plan.
         SELECT q.event_id, q.table_id, q.pk
         FROM (SELECT DISTINCT h.table_id, h.pk FROM head AS h) AS k
-        JOIN wlsync.queue AS q ON q.table_id = k.table_id AND q.pk = k.pk
+        CROSS JOIN LATERAL (SELECT e.event_id, e.table_id, e.pk FROM wlsync.queue AS e
+                            WHERE e.table_id = k.table_id AND e.pk = k.pk) AS q
     ), locked AS MATERIALIZED (
-        SELECT q.event_id
+        SELECT q.event_id, q.table_id, q.pk
         FROM wlsync.queue AS q
         WHERE q.event_id = ANY (ARRAY(SELECT ke.event_id FROM key_events AS ke))
         FOR UPDATE SKIP LOCKED
-    ), whole_keys AS MATERIALIZED (
-        SELECT ke.table_id, ke.pk
-        FROM key_events AS ke
-        LEFT JOIN locked AS l ON l.event_id = ke.event_id
-        GROUP BY ke.table_id, ke.pk
-        HAVING count(*) = count(l.event_id)
+    ), verdict AS MATERIALIZED (
+        -- Per key: did we lock every event we saw? A window over both lists
+        -- (a join of two CTEs would be planned as a nested loop).
+        SELECT s.event_id, s.got, sum(s.seen) OVER w = sum(s.got) OVER w AS whole
+        FROM (SELECT ke.event_id, ke.table_id, ke.pk, 1 AS seen, 0 AS got FROM key_events AS ke
+              UNION ALL
+              SELECT l.event_id, l.table_id, l.pk, 0, 1 FROM locked AS l) AS s
+        WINDOW w AS (PARTITION BY s.table_id, s.pk)
     ), claimed AS (
         DELETE FROM wlsync.queue AS q
-        WHERE q.event_id = ANY (ARRAY(
-            SELECT ke.event_id
-            FROM key_events AS ke
-            JOIN whole_keys AS w ON w.table_id = ke.table_id AND w.pk = ke.pk))
+        WHERE q.event_id = ANY (ARRAY(SELECT v.event_id FROM verdict AS v WHERE v.got = 1 AND v.whole))
         RETURNING q.table_id, q.pk, q.event_id, q.enqueued_at
     ), per_key AS (
         SELECT c.table_id, c.pk, max(c.event_id) AS last_event_id,
@@ -108,6 +116,10 @@ BEGIN
     IF v_table_ids IS NULL THEN
         RETURN;
     END IF;
+    -- The fencing version, drawn after the keys are locked: a later holder of
+    -- a key draws a larger one, so WL can refuse a write that arrives late
+    -- from a batch whose MDB session died (timeout, terminate, restart).
+    v_version := nextval('wlsync.claim_version_seq');
 
     -- New statements, hence new snapshots: the rows are read after their keys
     -- were locked above. One query per table, through its primary key index.
@@ -127,7 +139,7 @@ BEGIN
         )
         SELECT v_table.nspname, v_table.relname, r.pk,
                CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
-               r.row_data, k.last_event_id, k.events, k.enqueued_at
+               r.row_data, v_version, k.last_event_id, k.events, k.enqueued_at
         FROM wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k)) AS r
         JOIN k ON k.pk = r.requested_pk
         ORDER BY k.last_event_id;

@@ -14,7 +14,8 @@ AS $function$
 --   the claim reads claimed keys through it, verify checks WL's keys with it.
 --   Every value is rendered as its PostgreSQL text output with the output
 --   settings pinned (UTC, ISO dates, hex bytea, exact floats), so the same row
---   always reads the same, whoever asks.
+--   always reads the same, whoever asks (wlsync._text_object_sql). Keys are
+--   cast to their columns' base types (wlsync._key_values_sql).
 -- Parameters: p_table  a tracked table
 --             p_pks    keys as jsonb objects {"column": value, ...}; a queue
 --                      key or a returned pk, both spellings work
@@ -27,31 +28,24 @@ AS $function$
 -- ---------------------------------------------------------------------------
 DECLARE
     v_pk_columns name[];
-    v_columns text;
-    v_values text;
 BEGIN
     SELECT t.pk_columns INTO v_pk_columns
     FROM wlsync.tracked_table AS t WHERE t.table_id = wlsync._tracked_table_id(p_table);
 
-    SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY a.attnum),
-           string_agg(format('t.%I::text', a.attname), ', ' ORDER BY a.attnum)
-    INTO v_columns, v_values
-    FROM pg_attribute AS a
-    WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped;
-
     RETURN QUERY EXECUTE format($sql$
-        SELECT k.pk,
-               pg_catalog.jsonb_object(ARRAY[%1$s]::text[], ARRAY[%2$s]::text[]),
-               CASE WHEN t.%3$I IS NULL THEN NULL
-                    ELSE pg_catalog.jsonb_object(ARRAY[%4$s]::text[], ARRAY[%5$s]::text[]) END
+        SELECT k.pk, %1$s,
+               CASE WHEN t.%2$I IS NULL THEN NULL ELSE %3$s END
         FROM unnest($1) WITH ORDINALITY AS k(pk, ord)
-        CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%6$s, k.pk) AS key
-        LEFT JOIN %6$s AS t ON %7$s
+        CROSS JOIN LATERAL (SELECT %6$s) AS t_key
+        LEFT JOIN %4$s AS t ON (%5$s) = (%7$s)
         ORDER BY k.ord$sql$,
-        (SELECT string_agg(quote_literal(c), ', ') FROM unnest(v_pk_columns) AS c),
-        (SELECT string_agg(format('key.%I::text', c), ', ') FROM unnest(v_pk_columns) AS c),
-        v_pk_columns[1], v_columns, v_values, p_table,
-        (SELECT string_agg(format('t.%1$I = key.%1$I', c), ' AND ') FROM unnest(v_pk_columns) AS c))
+        wlsync._text_object_sql(p_table, v_pk_columns, 't_key'),
+        v_pk_columns[1],
+        wlsync._text_object_sql(p_table, NULL, 't'),
+        p_table,
+        (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(v_pk_columns) AS c),
+        wlsync._key_values_sql(p_table, v_pk_columns, 'k.pk', true),
+        (SELECT string_agg(format('t_key.%I', c), ', ') FROM unnest(v_pk_columns) AS c))
     USING p_pks;
 END
 $function$;

@@ -19,15 +19,15 @@ AS $function$
 -- ---------------------------------------------------------------------------
 DECLARE
     v_table_id integer := wlsync._tracked_table_id(p_table);
+    v_pk_columns name[];
     v_enqueued bigint;
 BEGIN
+    SELECT t.pk_columns INTO v_pk_columns FROM wlsync.tracked_table AS t WHERE t.table_id = v_table_id;
     EXECUTE format('INSERT INTO wlsync.queue (table_id, pk, op)
                     SELECT %s, %s, %L FROM unnest($1) AS k(pk)
-                    CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, k.pk) AS t',
-                   v_table_id,
-                   wlsync._key_json_sql(p_table, (SELECT t.pk_columns FROM wlsync.tracked_table AS t
-                                                  WHERE t.table_id = v_table_id), 't'),
-                   'R', p_table)
+                    CROSS JOIN LATERAL (SELECT %s) AS t',
+                   v_table_id, wlsync._key_json_sql(p_table, v_pk_columns, 't'), 'R',
+                   wlsync._key_values_sql(p_table, v_pk_columns, 'k.pk', true))
     USING p_pks;
     GET DIAGNOSTICS v_enqueued = ROW_COUNT;
     IF v_enqueued > 0 AND (SELECT w.armed_until > now() FROM wlsync.wakeup AS w) THEN

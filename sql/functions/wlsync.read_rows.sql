@@ -34,21 +34,15 @@ BEGIN
     SELECT string_agg(format('t.%I', c), ', ') INTO v_key_list FROM unnest(v_pk_columns) AS c;
 
     RETURN QUERY EXECUTE format($sql$
-        SELECT pg_catalog.jsonb_object(ARRAY[%1$s]::text[], ARRAY[%2$s]::text[]),
-               pg_catalog.jsonb_object(ARRAY[%3$s]::text[], ARRAY[%4$s]::text[])
-        FROM %5$s AS t
-        WHERE $1 IS NULL
-           OR (%6$s) > (SELECT %7$s FROM pg_catalog.jsonb_populate_record(NULL::%5$s, $1) AS key)
-        ORDER BY %6$s
+        SELECT %1$s, %2$s
+        FROM %3$s AS t
+        WHERE $1 IS NULL OR (%4$s) > (%5$s)
+        ORDER BY %4$s
         LIMIT $2$sql$,
-        (SELECT string_agg(quote_literal(c), ', ') FROM unnest(v_pk_columns) AS c),
-        (SELECT string_agg(format('t.%I::text', c), ', ') FROM unnest(v_pk_columns) AS c),
-        (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute AS a
-         WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped),
-        (SELECT string_agg(format('t.%I::text', a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute AS a
-         WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped),
+        wlsync._text_object_sql(p_table, v_pk_columns, 't'),
+        wlsync._text_object_sql(p_table, NULL, 't'),
         p_table, v_key_list,
-        (SELECT string_agg(format('key.%I', c), ', ') FROM unnest(v_pk_columns) AS c))
+        wlsync._key_values_sql(p_table, v_pk_columns, '$1', false))
     USING p_after, p_limit;
 END
 $function$;

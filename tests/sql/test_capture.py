@@ -106,3 +106,23 @@ def test_an_expired_arming_stops_the_notifications(movies, connect):
     movies.execute("UPDATE wlsync.wakeup SET armed_until = now() - interval '1 second'")
     movies.execute("INSERT INTO movies VALUES (1, 'a', 1)")
     assert notifications(listener) == 0
+
+
+@pytest.mark.parametrize("ddl, setting_a, setting_b, value", [
+    ("CREATE DOMAIN stamp AS timestamptz; CREATE TABLE k (at stamp PRIMARY KEY, v int)",
+     "SET TimeZone = 'Asia/Tokyo'", "SET TimeZone = 'America/Lima'", "'2026-01-01 12:00+00'"),
+    ("CREATE TABLE k (at bytea PRIMARY KEY, v int)",
+     "SET bytea_output = 'escape'", "SET bytea_output = 'hex'", "'\\x00ff41'"),
+    ("CREATE TABLE k (at date PRIMARY KEY, v int)",
+     "SET DateStyle = 'SQL, DMY'", "SET DateStyle = 'German'", "'2026-02-03'"),
+])
+def test_a_key_has_one_spelling_whatever_the_writer_settings(mdb, connect, ddl, setting_a, setting_b, value):
+    mdb.execute(ddl)
+    mdb.execute("SELECT wlsync.track('k')")
+    first, second = connect(autocommit=True), connect(autocommit=True)
+    first.execute(setting_a)
+    second.execute(setting_b)
+    first.execute(f"INSERT INTO k VALUES ({value}, 1)")
+    second.execute("UPDATE k SET v = 2")
+    keys = [r[1] for r in queue_rows(mdb)]
+    assert len(keys) == 2 and keys[0] == keys[1]

@@ -32,7 +32,11 @@ def test_track_refuses_table_without_primary_key_naming_it(mdb):
 @pytest.mark.parametrize("ddl, name, message", [
     ("CREATE VIEW v AS SELECT 1 AS a", "v", "cannot track public.v: it is a view, not a table"),
     ("CREATE TEMP TABLE tmp (id int PRIMARY KEY)", "tmp", "it is a temporary table"),
-    ("CREATE TABLE fkey (x float8 PRIMARY KEY)", "fkey", "floating-point column"),
+    ("CREATE TABLE fkey (x float8 PRIMARY KEY)", "fkey", "key column x has type double precision"),
+    ("CREATE TABLE ikey (x interval PRIMARY KEY)", "ikey", "key column x has type interval"),
+    ("CREATE TABLE akey (x int[] PRIMARY KEY)", "akey", r"key column x has type integer\[\]"),
+    ("CREATE TYPE mood AS ENUM ('a'); CREATE TABLE ekey (x mood PRIMARY KEY)", "ekey", "key column x has type public.mood"),
+    ("CREATE TABLE rkey (x tsrange PRIMARY KEY)", "rkey", "key column x has type tsrange"),
 ])
 def test_track_refuses_what_it_cannot_capture(mdb, ddl, name, message):
     mdb.execute(ddl)
@@ -99,3 +103,22 @@ def test_untrack_of_untracked_table_is_a_clear_error(mdb):
     mdb.execute("CREATE TABLE plain (id int PRIMARY KEY)")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="table public.plain is not tracked by wlsync"):
         mdb.execute("SELECT wlsync.untrack('plain')")
+
+
+def test_a_table_name_cannot_smuggle_sql_into_the_generated_trigger(mdb):
+    name = "x\nEND $body$; CREATE TABLE pwned (); SELECT $body$ --"
+    mdb.execute(f'CREATE TABLE "{name}" ("$body$ col" int PRIMARY KEY)')
+    mdb.execute("SELECT wlsync.track(%s)", ['"' + name + '"'])
+    assert mdb.execute("SELECT to_regclass('pwned')").fetchone()[0] is None
+    mdb.execute(f'INSERT INTO "{name}" VALUES (1)')
+    assert queue_rows(mdb)[0][1:] == ({"$body$ col": 1}, "I")
+
+
+def test_writes_under_session_replication_role_replica_are_captured(mdb):
+    mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text)")
+    mdb.execute("SELECT wlsync.track('movies')")
+    mdb.execute("SET session_replication_role = replica")
+    mdb.execute("INSERT INTO movies VALUES (1, 'a')")
+    mdb.execute("UPDATE movies SET title = 'b'")
+    mdb.execute("TRUNCATE movies")
+    assert [r[2] for r in queue_rows(mdb)] == ["I", "U", "T"]

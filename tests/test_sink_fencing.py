@@ -1,0 +1,64 @@
+"""WL's per-key version fence: a late write from an older batch changes nothing."""
+import time
+
+import pytest
+
+from tests.driver_helpers import DriverProcess, run_cli, wait_until, wl_titles
+from wlsync_sinks import Column, Table, open_sink
+
+MOVIES = Table("public", "movies", (Column("id", "integer", "int4", True, 1),
+                                    Column("title", "text", "text", True, None)))
+
+
+def batch(version: int, key: int, title: str | None) -> list[dict]:
+    return [{"table_schema": "public", "table_name": "movies", "pk": {"id": str(key)}, "version": version,
+             "action": "delete" if title is None else "upsert",
+             "row_data": None if title is None else {"id": str(key), "title": title}}]
+
+
+def test_the_sink_applies_a_key_only_from_a_newer_batch(target):
+    sink = open_sink(target)
+    try:
+        sink.ensure_tables({("public", "movies"): MOVIES})
+        far = time.monotonic() + 60
+        sink.apply(batch(5, 1, "new"), far)
+        sink.apply(batch(3, 1, "stale"), far)          # older batch arriving late
+        assert wl_titles(target) == {1: "new"}
+        sink.apply(batch(4, 1, None), far)             # stale delete
+        assert wl_titles(target) == {1: "new"}
+        sink.apply(batch(6, 1, None), far)
+        sink.apply(batch(5, 1, "resurrected?"), far)   # stale write after a newer delete
+        assert wl_titles(target) == {}
+        sink.apply(batch(7, 1, "back"), far)
+        assert wl_titles(target) == {1: "back"}
+    finally:
+        sink.close()
+
+
+def test_the_sink_rolls_back_a_batch_past_its_deadline(target):
+    sink = open_sink(target)
+    try:
+        sink.ensure_tables({("public", "movies"): MOVIES})
+        with pytest.raises(Exception, match="outlived its claim timeout"):
+            sink.apply(batch(1, 1, "late"), time.monotonic() - 1)
+        assert wl_titles(target) == {}
+    finally:
+        sink.close()
+
+
+def test_a_write_from_a_batch_whose_mdb_session_died_does_not_take_wl_back(movies, mdb_dsn, target, tmp_path):
+    """A claims key 1 and stalls; MDB ends A's session; B syncs a newer state; A's write lands late."""
+    movies.execute("INSERT INTO movies VALUES (1, 'v1', 1)")
+    stale = DriverProcess(mdb_dsn, target, tmp_path / "a.log", "--sweep-interval", "60",
+                          env={"WLSYNC_TEST_PAUSE_AT": "before_wl_write", "WLSYNC_TEST_PAUSE_SECONDS": "8"})
+    try:
+        wait_until(lambda: "test pause at before_wl_write" in stale.log(), message="A holding key 1")
+        movies.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE application_name = 'wlsync_driver' AND datname = current_database()")
+        movies.execute("UPDATE movies SET title = 'v2' WHERE id = 1")
+        assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+        assert wl_titles(target) == {1: "v2"}
+        wait_until(lambda: "MDB unavailable" in stale.log(), timeout=20, message="A's late write and failure")
+        assert wl_titles(target) == {1: "v2"}
+    finally:
+        stale.stop()
