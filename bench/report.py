@@ -286,7 +286,9 @@ def latency(lat: dict) -> list[str]:
 def health(h: dict) -> list[str]:
     out = ["## 5. Queue health and 6. memory", "",
            f"A queue of {num(h['events'])} events (one per key) over a {num(h['events'])}-row table, drained by one "
-           f"`wlsync_driver.py run --once --batch {h['batch']}` into SQLite; no writers meanwhile. *With long "
+           f"`wlsync_driver.py run --once --batch {h['batch']}` into SQLite, WL table already "
+           "created; no writers meanwhile, so the figures are the queue's own behaviour over a long, sustained "
+           "drain. *With long "
            "transaction*: another session holds `BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT ...` open (idle, "
            "with a snapshot) in MDB for the whole drain, so vacuum cannot remove the deleted queue rows. Events/s "
            f"per window of {num(h['window'])} events; queue size (`pg_total_relation_size`, heap + indexes) and "
