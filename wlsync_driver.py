@@ -317,6 +317,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -393,15 +397,16 @@ def main(argv: list[str] | None = None) -> int:
             return backfill(dsn, args.table, args.chunk)
         sink = open_sink(args.target)
         if args.command == "verify":
-            return verify(dsn, sink, args.repair)
+            code = verify(dsn, sink, args.repair)
+            log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
+            return code
         driver = Driver(dsn, sink, args.batch, args.sweep_interval, args.once, args.claim_timeout)
         try:
             code = driver.run()
         finally:
             driver.close()
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        log.info("stopped after syncing %d events, peak RSS %.1f MB", driver.synced_events, peak_mb,
-                 extra={"fields": {"events": driver.synced_events, "peak_rss_mb": round(peak_mb, 1)}})
+        log.info("stopped after syncing %d events, peak RSS %.1f MB", driver.synced_events, peak_rss_mb(),
+                 extra={"fields": {"events": driver.synced_events, "peak_rss_mb": peak_rss_mb()}})
         return code
     except (UserError, TargetError) as exc:
         print(f"wlsync: error: {exc}", file=sys.stderr)

@@ -1,8 +1,10 @@
 """Certainty under concurrency: parallel drivers, never backwards, backfill while live, verify --repair."""
 from __future__ import annotations
 
+import json
 import random
 import threading
+import time
 
 import psycopg
 import pytest
@@ -123,3 +125,24 @@ def test_soak_short(mdb, mdb_dsn, target, tmp_path):
 @pytest.mark.soak
 def test_soak_long(mdb, mdb_dsn, target, tmp_path):
     soak_and_check(mdb, mdb_dsn, target, tmp_path, seconds=120, writers=4, drivers=4, kill_every=2.0)
+
+
+@pytest.mark.soak
+def test_a_million_rows_backfill_sync_and_verify_in_bounded_memory(mdb, mdb_dsn, tmp_path):
+    target = f"sqlite:///{tmp_path}/wl.db"
+    mdb.execute("CREATE TABLE big (id bigint PRIMARY KEY, title text, n numeric, at timestamptz)")
+    mdb.execute("INSERT INTO big SELECT g, 'title ' || g, g / 7.0, now() FROM generate_series(1, 1000000) g")
+    mdb.execute("SELECT wlsync.track('big')")
+    started = time.monotonic()
+    assert run_cli("backfill", "--source", mdb_dsn, "--chunk", "50000", timeout=600).returncode == 0
+    backfilled = time.monotonic()
+    run = run_cli("--log-json", "run", "--once", "--source", mdb_dsn, "--target", target, timeout=1200)
+    assert run.returncode == 0, run.stderr[-2000:]
+    drained = time.monotonic()
+    check = run_cli("--log-json", "verify", "--source", mdb_dsn, "--target", target, timeout=1200)
+    assert check.returncode == 0, check.stdout[-2000:]
+    run_rss = json.loads(run.stderr.strip().splitlines()[-1])["peak_rss_mb"]
+    verify_rss = json.loads(check.stderr.strip().splitlines()[-1])["peak_rss_mb"]
+    print(f"1M rows: backfill {backfilled - started:.0f} s, drain {drained - backfilled:.0f} s, "
+          f"verify {time.monotonic() - drained:.0f} s; peak RSS run {run_rss} MB, verify {verify_rss} MB")
+    assert run_rss < 100 and verify_rss < 100
