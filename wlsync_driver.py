@@ -58,9 +58,10 @@ class Backoff:
 
 class Driver:
     def __init__(self, dsn: str, sink: Sink, batch: int, sweep_interval: float, once: bool,
-                 claim_timeout: float):
+                 claim_timeout: float, max_attempts: int):
         self.dsn, self.sink, self.batch = dsn, sink, batch
         self.sweep_interval, self.once, self.claim_timeout = sweep_interval, once, claim_timeout
+        self.max_attempts = max_attempts
         self.stopping = False
         self.synced_events = 0
         self.claims: psycopg.Connection | None = None
@@ -159,11 +160,17 @@ class Driver:
                 return 0
             self.ensure_tables(rows)
             self.test_pause("before_wl_write")
-            self.sink.apply(rows, deadline)  # WL commits here; MDB commits when the block ends
+            rejected = self.write(rows, deadline)  # WL commits here; MDB commits when the block ends
             self.test_pause("after_wl_commit")
+            for row, error in rejected:
+                self.hold_back(row, error)
         self.backoff.reset()
+        held_back = {id(row) for row, _ in rejected}
+        rows = [r for r in rows if id(r) not in held_back]
         events = sum(r["events"] for r in rows)
         self.synced_events += events
+        if not rows:
+            return len(held_back)  # all rejected: keep draining, they wait for their retry
         lag = (datetime.now(timezone.utc) - min(r["enqueued_at"] for r in rows)).total_seconds()
         tables: dict[str, int] = {}
         for r in rows:
@@ -175,6 +182,33 @@ class Driver:
                  extra={"fields": {"events": events, "keys": len(rows), "lag_s": round(lag, 3),
                                    "tables": tables}})
         return events
+
+    def write(self, rows: list[dict], deadline: float) -> list[tuple[dict, str]]:
+        """Write rows to WL; when WL rejects the batch, split it until the rows
+        at fault stand alone and write the rest. Returns the rejected rows."""
+        try:
+            self.sink.apply(rows, deadline)
+            return []
+        except SinkError as exc:
+            if not exc.rejected:
+                raise
+            if len(rows) == 1:
+                return [(rows[0], str(exc))]
+            middle = len(rows) // 2
+            return self.write(rows[:middle], deadline) + self.write(rows[middle:], deadline)
+
+    def hold_back(self, row: dict, error: str) -> None:
+        """Record a key WL rejected: retried with backoff, parked after --max-attempts."""
+        relation = sql.Identifier(row["table_schema"], row["table_name"]).as_string(self.claims)
+        state = self.claims.execute("SELECT wlsync.record_failure(%s, %s, %s, %s, %s) AS state",
+                                    [relation, Jsonb(row["pk"]), error, row["attempts"],
+                                     self.max_attempts]).fetchone()["state"]
+        level = logging.ERROR if state == "parked" else logging.WARNING
+        name = f"{row['table_schema']}.{row['table_name']}"
+        log.log(level, "WL rejected %s %s (attempt %d): %s; %s", name, json.dumps(row["pk"]),
+                row["attempts"] + 1, error,
+                "parked as a dead letter" if state == "parked" else "will retry with backoff",
+                extra={"fields": {"table": name, "pk": row["pk"], "state": state}})
 
     def test_pause(self, point: str) -> None:
         if self.pause_at == point:
@@ -217,15 +251,17 @@ def check_schema(conn: psycopg.Connection, dsn: str) -> None:
 def status(dsn: str) -> int:
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
-        rows = conn.execute("SELECT table_schema, table_name, pending_events, oldest_age "
-                            "FROM wlsync.queue_status()").fetchall()
+        rows = conn.execute("SELECT table_schema, table_name, pending_events, oldest_age, retrying_keys, "
+                            "dead_letters FROM wlsync.queue_status()").fetchall()
     if not rows:
         print("no tracked tables: SELECT wlsync.track('<table>') to start")
         return 0
-    print(f"{'table':40} {'pending':>10} {'oldest age':>14}")
-    for schema, table, pending, age in rows:
+    print(f"{'table':40} {'pending':>10} {'oldest age':>12} {'retrying':>9} {'dead letters':>13}")
+    for schema, table, pending, age, retrying, dead in rows:
         age_text = f"{age.total_seconds():.1f} s" if age is not None else "-"
-        print(f"{schema + '.' + table:40} {pending:>10} {age_text:>14}")
+        print(f"{schema + '.' + table:40} {pending:>10} {age_text:>12} {retrying:>9} {dead:>13}")
+    if any(row[5] for row in rows):
+        print("dead letters: SELECT * FROM wlsync.dead_letters; re-drive with SELECT wlsync.retry_dead_letters();")
     return 0
 
 
@@ -357,6 +393,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="seconds between drains without a notification (default %(default)s)")
     run.add_argument("--claim-timeout", type=positive_float, default=60.0,
                      help="seconds a claim transaction may stay open (default %(default)s)")
+    run.add_argument("--max-attempts", type=positive_int, default=10,
+                     help="times WL may reject a key before it is parked as a dead letter (default %(default)s)")
     run.add_argument("--once", action="store_true", help="drain until the queue is empty, then exit")
 
     stat = commands.add_parser("status", help="pending events per tracked table")
@@ -400,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             code = verify(dsn, sink, args.repair)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
             return code
-        driver = Driver(dsn, sink, args.batch, args.sweep_interval, args.once, args.claim_timeout)
+        driver = Driver(dsn, sink, args.batch, args.sweep_interval, args.once, args.claim_timeout,
+                        args.max_attempts)
         try:
             code = driver.run()
         finally:

@@ -40,7 +40,23 @@ PRUNE_EVERY = 1000          # batches between prunings
 
 
 class SinkError(Exception):
-    """WL refused or failed a write; the MDB transaction must roll back."""
+    """A WL write failed; the batch is not in WL.
+
+    ``rejected``: WL refused the data itself (a constraint, a value it cannot
+    store, a row too large): retrying the same rows will fail the same way, so
+    the driver isolates the rows at fault. Otherwise the failure is WL's state
+    (unreachable, locked, timed out): the whole batch is retried later.
+    """
+
+    def __init__(self, message: str, rejected: bool = False):
+        super().__init__(message)
+        self.rejected = rejected
+
+
+# SQLSTATE classes meaning "WL refuses this data": data exception, integrity
+# constraint violation, program limit exceeded (row or index entry too large),
+# and errors raised by WL's own triggers.
+REJECTING_SQLSTATE_CLASSES = ("22", "23", "54", "P0")
 
 
 class TargetError(Exception):
@@ -182,6 +198,12 @@ class SQLiteSink(Sink):
         self.batches = 0
 
     def ensure_tables(self, tables):
+        try:
+            self._ensure_tables(tables)
+        except sqlite3.Error as exc:  # e.g. another driver creating the same table
+            raise SinkError(f"SQLite {self.path}: preparing tables: {exc}") from exc
+
+    def _ensure_tables(self, tables):
         for key, table in tables.items():
             name = quote_sqlite(table.wl_name)
             existing = {row[1] for row in self.db.execute(f"PRAGMA table_info({name})")}
@@ -220,7 +242,10 @@ class SQLiteSink(Sink):
         except (sqlite3.Error, ValueError, KeyError, SinkError) as exc:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
-            raise exc if isinstance(exc, SinkError) else SinkError(f"SQLite {self.path}: {exc}") from exc
+            if isinstance(exc, SinkError):
+                raise
+            rejected = isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, ValueError, KeyError))
+            raise SinkError(f"SQLite {self.path}: {exc}", rejected) from exc
 
     def _advance(self, table: Table, row: dict) -> bool:
         """Record the row's version for its key if newer; whether it was."""
@@ -292,6 +317,12 @@ class PostgresSink(Sink):
         return sql.SQL(column.data_type if column.builtin else "text")
 
     def ensure_tables(self, tables):
+        try:
+            self._ensure_tables(tables)
+        except psycopg.Error as exc:  # e.g. another driver creating the same table
+            raise SinkError(f"PostgreSQL target: preparing tables: {one_line(exc)}") from exc
+
+    def _ensure_tables(self, tables):
         with self.conn.transaction():
             self.conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text NOT NULL, pk jsonb NOT NULL, "
                                       "version bigint NOT NULL, deleted_at timestamptz, "
@@ -325,10 +356,9 @@ class PostgresSink(Sink):
                                       .format(sql.Identifier(VERSIONS)), [VERSION_RETENTION])
                 if time.monotonic() > deadline:
                     raise SinkError("the batch outlived its claim timeout; rolled back")
-        except psycopg.OperationalError as exc:
-            raise SinkError(f"PostgreSQL target: {one_line(exc)}") from exc
         except psycopg.Error as exc:
-            raise SinkError(f"PostgreSQL target refused the batch: {one_line(exc)}") from exc
+            state = exc.sqlstate or ""
+            raise SinkError(f"PostgreSQL target: {one_line(exc)}", state[:2] in REJECTING_SQLSTATE_CLASSES) from exc
 
     def _apply_sql(self, table: Table) -> sql.Composable:
         """One statement per table and batch: advance the keys' versions, then

@@ -98,7 +98,7 @@ def test_sigkill_between_wl_commit_and_mdb_commit_converges_after_restart(movies
     assert run_cli("verify", "--source", mdb_dsn, "--target", target).returncode == 0
 
 
-def test_wl_rejecting_a_batch_loses_nothing_and_catches_up_when_fixed(movies, target, driver):
+def test_wl_rejecting_a_row_holds_back_only_that_key_and_catches_up_when_fixed(movies, target, driver):
     movies.execute("INSERT INTO movies VALUES (1, 'fine', 2000)")
     process = driver()
     wait_until(lambda: wl_titles(target) == {1: "fine"}, message="the first row")
@@ -110,12 +110,14 @@ def test_wl_rejecting_a_batch_loses_nothing_and_catches_up_when_fixed(movies, ta
         wl_execute(target, "ALTER TABLE movies ADD CONSTRAINT reject CHECK (title <> 'bad')")
         fix = "ALTER TABLE movies DROP CONSTRAINT reject"
     movies.execute("INSERT INTO movies VALUES (2, 'bad', 2000), (3, 'also fine', 2000)")
-    wait_until(lambda: "WL write failed" in process.log(), message="the failure to be logged")
-    assert wl_titles(target) == {1: "fine"}
-    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 2
+    wait_until(lambda: "WL rejected public.movies" in process.log(), message="the rejection to be logged")
+    wait_until(lambda: wl_titles(target) == {1: "fine", 3: "also fine"}, message="the good row past the bad one")
+    assert movies.execute("SELECT pk, state FROM wlsync.dead_letters").fetchall() == [({"id": 2}, "retrying")]
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 1   # key 2, held back
     wl_execute(target, fix)
     wait_until(lambda: wl_titles(target) == {1: "fine", 2: "bad", 3: "also fine"}, timeout=15,
-               message="catching up once WL accepts")
+               message="the retry once WL accepts")
+    assert movies.execute("SELECT count(*) FROM wlsync.dead_letter").fetchone()[0] == 0
     assert process.alive()
 
 

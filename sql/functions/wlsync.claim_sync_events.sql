@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION wlsync.claim_sync_events(p_batch integer)
 RETURNS TABLE (table_schema name, table_name name, pk jsonb, action text, row_data jsonb,
-               version bigint, last_event_id bigint, events integer, enqueued_at timestamptz)
+               version bigint, last_event_id bigint, events integer, enqueued_at timestamptz,
+               attempts integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
@@ -29,6 +30,9 @@ AS $function$
 --   version (from wlsync.claim_version_seq, drawn after the locks) lets WL
 --   refuse such a late write, as every later holder has a larger version.
 --
+--   Keys held back by a dead letter (wlsync.record_failure) are skipped, with
+--   all their events, until the dead letter is due or re-driven.
+--
 --   The head is picked by a MATERIALIZED CTE (LIMIT ... FOR UPDATE SKIP LOCKED
 --   in a subquery may be re-evaluated and lock more rows than it returns), and
 --   rows are addressed by event_id = ANY(ARRAY(...)) so the plan stays an index
@@ -42,11 +46,14 @@ AS $function$
 --             output, JSON null for NULL; NULL for 'delete'), version (this
 --             batch's fencing version: WL applies a key's write only if it is
 --             newer than the version WL last applied to that key), last_event_id,
---             events (how many were collapsed), enqueued_at (oldest of them).
+--             events (how many were collapsed), enqueued_at (oldest of them),
+--             attempts (how often WL rejected the key before: a due retry of
+--             wlsync.record_failure; 0 otherwise).
 --             Rendering is wlsync.current_rows': UTC, ISO dates, hex bytea,
 --             exact floats.
 -- Raises:     22023 when p_batch < 1; 25001 outside READ COMMITTED.
--- Touches:    deletes from wlsync.queue (row locks until the caller ends);
+-- Touches:    deletes from wlsync.queue (row locks until the caller ends)
+--             and due wlsync.dead_letter rows of the claimed keys;
 --             reads the tracked tables (ACCESS SHARE). Writers are never
 --             blocked: they only insert into the queue.
 -- SECURITY DEFINER: a driver role needs EXECUTE on this function, not rights
@@ -58,6 +65,7 @@ DECLARE
     v_last_event_ids bigint[];
     v_events integer[];
     v_enqueued_at timestamptz[];
+    v_attempts integer[];
     v_table record;
     v_version bigint;
 BEGIN
@@ -75,6 +83,9 @@ BEGIN
     WITH head AS MATERIALIZED (
         SELECT q.table_id, q.pk
         FROM wlsync.queue AS q
+        WHERE NOT EXISTS (  -- keys held back by a dead letter that is not due
+            SELECT 1 FROM wlsync.dead_letter AS d
+            WHERE d.table_id = q.table_id AND d.pk = q.pk AND (d.retry_at IS NULL OR d.retry_at > now()))
         ORDER BY q.event_id
         LIMIT p_batch
         FOR UPDATE SKIP LOCKED
@@ -101,17 +112,24 @@ BEGIN
         DELETE FROM wlsync.queue AS q
         WHERE q.event_id = ANY (ARRAY(SELECT v.event_id FROM verdict AS v WHERE v.got = 1 AND v.whole))
         RETURNING q.table_id, q.pk, q.event_id, q.enqueued_at
-    ), per_key AS (
+    ), per_key AS MATERIALIZED (
         SELECT c.table_id, c.pk, max(c.event_id) AS last_event_id,
                count(*)::integer AS events, min(c.enqueued_at) AS enqueued_at
         FROM claimed AS c
         GROUP BY c.table_id, c.pk
+    ), retried AS (
+        -- Due dead letters of claimed keys: the driver records a new failure
+        -- (with these attempts) if WL rejects the key again.
+        DELETE FROM wlsync.dead_letter AS d USING per_key AS p
+        WHERE d.table_id = p.table_id AND d.pk = p.pk
+        RETURNING d.table_id, d.pk, d.attempts
     )
     SELECT array_agg(p.table_id ORDER BY p.last_event_id), array_agg(p.pk ORDER BY p.last_event_id),
            array_agg(p.last_event_id ORDER BY p.last_event_id), array_agg(p.events ORDER BY p.last_event_id),
-           array_agg(p.enqueued_at ORDER BY p.last_event_id)
-    INTO v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at
-    FROM per_key AS p;
+           array_agg(p.enqueued_at ORDER BY p.last_event_id),
+           array_agg(coalesce(r.attempts, 0) ORDER BY p.last_event_id)
+    INTO v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at, v_attempts
+    FROM per_key AS p LEFT JOIN retried AS r ON r.table_id = p.table_id AND r.pk = p.pk;
 
     IF v_table_ids IS NULL THEN
         RETURN;
@@ -132,14 +150,14 @@ BEGIN
     LOOP
         RETURN QUERY
         WITH k AS MATERIALIZED (
-            SELECT k.pk, k.last_event_id, k.events, k.enqueued_at
-            FROM unnest(v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at)
-                 AS k(table_id, pk, last_event_id, events, enqueued_at)
+            SELECT k.pk, k.last_event_id, k.events, k.enqueued_at, k.attempts
+            FROM unnest(v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at, v_attempts)
+                 AS k(table_id, pk, last_event_id, events, enqueued_at, attempts)
             WHERE k.table_id = v_table.table_id
         )
         SELECT v_table.nspname, v_table.relname, r.pk,
                CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
-               r.row_data, v_version, k.last_event_id, k.events, k.enqueued_at
+               r.row_data, v_version, k.last_event_id, k.events, k.enqueued_at, k.attempts
         FROM wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k)) AS r
         JOIN k ON k.pk = r.requested_pk
         ORDER BY k.last_event_id;

@@ -32,19 +32,19 @@ BEGIN
     SELECT t.pk_columns INTO v_pk_columns
     FROM wlsync.tracked_table AS t WHERE t.table_id = wlsync._tracked_table_id(p_table);
 
+    -- LATERAL ... OFFSET 0: one primary key probe per key (a plain join is
+    -- planned as a hash join over the whole table).
     RETURN QUERY EXECUTE format($sql$
-        SELECT k.pk, %1$s,
-               CASE WHEN t.%2$I IS NULL THEN NULL ELSE %3$s END
+        SELECT k.pk, %1$s, r.row_data
         FROM unnest($1) WITH ORDINALITY AS k(pk, ord)
-        CROSS JOIN LATERAL (SELECT %6$s) AS t_key
-        LEFT JOIN %4$s AS t ON (%5$s) = (%7$s)
+        CROSS JOIN LATERAL (SELECT %2$s) AS t_key
+        LEFT JOIN LATERAL (SELECT %3$s AS row_data FROM %4$s AS t WHERE (%5$s) = (%6$s) OFFSET 0) AS r ON true
         ORDER BY k.ord$sql$,
         wlsync._text_object_sql(p_table, v_pk_columns, 't_key'),
-        v_pk_columns[1],
+        wlsync._key_values_sql(p_table, v_pk_columns, 'k.pk', true),
         wlsync._text_object_sql(p_table, NULL, 't'),
         p_table,
         (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(v_pk_columns) AS c),
-        wlsync._key_values_sql(p_table, v_pk_columns, 'k.pk', true),
         (SELECT string_agg(format('t_key.%I', c), ', ') FROM unnest(v_pk_columns) AS c))
     USING p_pks;
 END

@@ -1,0 +1,47 @@
+CREATE OR REPLACE FUNCTION wlsync.retry_dead_letters(p_table regclass DEFAULT NULL, p_pk jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $function$
+-- ---------------------------------------------------------------------------
+-- wlsync.retry_dead_letters([p_table [, p_pk]])
+--   Re-drives dead letters (parked or waiting for their retry): they become
+--   due now with their attempts reset, and their keys are enqueued, so the
+--   next drain writes each key's current row to WL. Use after fixing what WL
+--   rejected.   SELECT wlsync.retry_dead_letters();                 -- all
+--                SELECT wlsync.retry_dead_letters('movies');         -- a table's
+--                SELECT wlsync.retry_dead_letters('movies', '{"id": "7"}');  -- one
+-- Parameters: p_table  only this table's (NULL: every table)
+--             p_pk     only this key (either spelling; needs p_table)
+-- Returns:    how many dead letters were re-driven
+-- Raises:     22023 when p_table is not tracked, or p_pk without p_table.
+-- Touches:    updates wlsync.dead_letter, inserts into wlsync.queue, may
+--             NOTIFY wlsync_v1.
+-- ---------------------------------------------------------------------------
+DECLARE
+    v_letter record;
+    v_count bigint := 0;
+BEGIN
+    IF p_pk IS NOT NULL AND p_table IS NULL THEN
+        RAISE EXCEPTION 'wlsync.retry_dead_letters: give the table of key %', p_pk
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR v_letter IN
+        UPDATE wlsync.dead_letter AS d
+        SET attempts = 0, retry_at = now(), parked_at = NULL
+        FROM wlsync.tracked_table AS t
+        WHERE t.table_id = d.table_id
+          AND (p_table IS NULL OR t.table_id = wlsync._tracked_table_id(p_table))
+          AND (p_pk IS NULL OR d.pk = wlsync._queue_key(p_table, p_pk))
+        RETURNING t.relid, d.pk
+    LOOP
+        PERFORM wlsync.enqueue_keys(v_letter.relid, ARRAY[v_letter.pk]);
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END
+$function$;
+
+COMMENT ON FUNCTION wlsync.retry_dead_letters(regclass, jsonb) IS
+    'Re-drive dead letters (all, a table''s, or one key) after fixing WL; returns how many';
