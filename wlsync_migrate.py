@@ -34,6 +34,26 @@ def install_functions(conn) -> None:
     cursor.execute("SELECT wlsync.track(relid) FROM wlsync.tracked_table ORDER BY table_id")
     # Functions are executable by PUBLIC by default; nothing of wlsync's is.
     cursor.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA wlsync FROM PUBLIC")
+    for role, functions in ROLE_FUNCTIONS.items():
+        for function in functions:
+            cursor.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {role}")
+
+
+# What each group role (migrations/0006.roles.sql) may call. Every one of these
+# is SECURITY DEFINER: the roles need no rights on wlsync's tables or the
+# tracked tables.
+DRIVER_FUNCTIONS = [
+    "wlsync.claim_sync_events(integer)", "wlsync.current_rows(regclass, jsonb[])",
+    "wlsync.read_rows(regclass, jsonb, integer)", "wlsync.tracked_columns()", "wlsync.queue_status()",
+    "wlsync.arm_wakeup(interval)", "wlsync.disarm_wakeup()", "wlsync.enqueue_keys(regclass, jsonb[])",
+    "wlsync.record_failure(regclass, jsonb, text, integer, integer)",
+    "wlsync.retry_dead_letters(regclass, jsonb)", "wlsync.discard_dead_letters(regclass, jsonb)",
+]
+ROLE_FUNCTIONS = {
+    "wlsync_driver": DRIVER_FUNCTIONS,
+    "wlsync_admin": DRIVER_FUNCTIONS + [
+        "wlsync.track(regclass)", "wlsync.untrack(regclass)", "wlsync.backfill(regclass, bigint)"],
+}
 
 
 def yoyo_url(conn: psycopg.Connection) -> str:

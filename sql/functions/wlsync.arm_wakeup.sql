@@ -1,6 +1,6 @@
 CREATE OR REPLACE FUNCTION wlsync.arm_wakeup(p_for interval)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 CREATE OR REPLACE FUNCTION wlsync.backfill(p_table regclass, p_max_rows bigint DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
 AS $function$

@@ -1,6 +1,6 @@
 CREATE OR REPLACE FUNCTION wlsync.track(p_table regclass)
 RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
@@ -43,6 +43,9 @@ DECLARE
     v_function text;
     v_part regclass;
 BEGIN
+    -- The ALTER TABLEs below must not re-enter track through the
+    -- wlsync_ddl_command_end event trigger.
+    PERFORM set_config('wlsync.in_track', 'on', true);
     SELECT * INTO STRICT v_rel FROM pg_class WHERE oid = p_table;
     IF v_rel.relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'cannot track %: it is a %, not a table', p_table,
@@ -146,6 +149,7 @@ $body$,
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER wlsync_capture_insert', p_table);
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER wlsync_capture_update', p_table);
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER wlsync_capture_delete', p_table);
+    PERFORM set_config('wlsync.in_track', 'off', true);
     RETURN v_table_id;
 END
 $function$;

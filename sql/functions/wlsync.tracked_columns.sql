@@ -1,7 +1,7 @@
 CREATE OR REPLACE FUNCTION wlsync.tracked_columns()
 RETURNS TABLE (table_schema name, table_name name, column_name name, ordinal integer,
                data_type text, base_type name, builtin_type boolean, pk_position integer)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------

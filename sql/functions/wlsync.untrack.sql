@@ -1,6 +1,6 @@
 CREATE OR REPLACE FUNCTION wlsync.untrack(p_table regclass)
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
@@ -23,6 +23,11 @@ DECLARE
     v_part regclass;
     v_discarded bigint;
 BEGIN
+    -- Forget the table first: the wlsync_sql_drop event trigger refuses to
+    -- drop capture triggers of a table that is still tracked.
+    DELETE FROM wlsync.queue WHERE table_id = v_table_id;
+    GET DIAGNOSTICS v_discarded = ROW_COUNT;
+    DELETE FROM wlsync.tracked_table WHERE table_id = v_table_id;
     EXECUTE format('DROP TRIGGER IF EXISTS wlsync_capture_insert ON %s', p_table);
     EXECUTE format('DROP TRIGGER IF EXISTS wlsync_capture_update ON %s', p_table);
     EXECUTE format('DROP TRIGGER IF EXISTS wlsync_capture_delete ON %s', p_table);
@@ -31,10 +36,6 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS wlsync_capture_truncate ON %s', v_part);
     END LOOP;
     EXECUTE format('DROP FUNCTION IF EXISTS wlsync.%I()', '_capture_row_' || v_table_id);
-
-    DELETE FROM wlsync.queue WHERE table_id = v_table_id;
-    GET DIAGNOSTICS v_discarded = ROW_COUNT;
-    DELETE FROM wlsync.tracked_table WHERE table_id = v_table_id;
     RETURN v_discarded;
 END
 $function$;

@@ -77,15 +77,6 @@ def test_partition_of_a_tracked_table_cannot_be_tracked_alone(mdb):
         mdb.execute("SELECT wlsync.track('ev_low')")
 
 
-def test_retrack_after_primary_key_change_says_what_to_do(mdb):
-    mdb.execute("CREATE TABLE t (a int PRIMARY KEY, b int NOT NULL)")
-    mdb.execute("SELECT wlsync.track('t')")
-    mdb.execute("ALTER TABLE t DROP CONSTRAINT t_pkey, ADD PRIMARY KEY (b)")
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"primary key changed from \(a\) to \(b\)") as err:
-        mdb.execute("SELECT wlsync.track('t')")
-    assert "wlsync.untrack" in err.value.diag.message_hint
-
-
 def test_untrack_drops_capture_and_discards_pending_events(mdb):
     mdb.execute("CREATE TABLE keep (id int PRIMARY KEY)")
     mdb.execute("CREATE TABLE drop_me (id int PRIMARY KEY)")
