@@ -23,7 +23,8 @@ def test_injection_shaped_names_and_hostile_values_round_trip(mdb, mdb_dsn, targ
     mdb.execute(f"INSERT INTO {relation} VALUES (%s, 1, %s, 'NaN', 'Infinity', %s, %s, %s, 'infinity', %s)",
                 [hostile_text, "'); DROP TABLE students; --", bytes(range(1, 256)),
                 '{"a": "x\\"y", "nested": {"q": "\'"}}', ['a"b', "c,d", "{e}", None, "NULL"], "€" * 300000])
-    mdb.execute(f"INSERT INTO {relation} ({ident("Key's")}, {ident('select')}) "
+    key_column = ident("Key's")
+    mdb.execute(f"INSERT INTO {relation} ({key_column}, {ident('select')}) "
                 "VALUES ('all nulls', 2)")
     run = run_cli("run", "--once", "--source", mdb_dsn, "--target", target)
     assert run.returncode == 0, run.stderr
