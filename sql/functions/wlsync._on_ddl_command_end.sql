@@ -10,8 +10,10 @@ AS $function$
 --   for the new column types, new partitions get the TRUNCATE trigger, and a
 --   change of the primary key, a renamed key column or a key type wlsync
 --   cannot use is refused with the error of wlsync.track, which says what to
---   do (untrack, alter, track, backfill). The ALTER is then rolled back, so a
---   tracked table can never be left with capture that fails every write.
+--   do (untrack, alter, track, backfill). Disabling a capture trigger
+--   (ALTER TABLE ... DISABLE TRIGGER) is refused too. The ALTER is then rolled
+--   back, so a tracked table is never left with capture that is off or that
+--   fails every write.
 --   Skipped while wlsync.track itself runs (it alters the table).
 -- Touches:    reads pg_event_trigger_ddl_commands(); see wlsync.track.
 -- ---------------------------------------------------------------------------
@@ -29,6 +31,12 @@ BEGIN
           OR t.relid IN (SELECT a.relid FROM pg_partition_ancestors(c.objid) AS a)
         WHERE c.command_tag = 'ALTER TABLE' AND c.classid = 'pg_class'::regclass
     LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger AS tg
+                   WHERE tg.tgrelid = v_relid AND tg.tgname LIKE 'wlsync\_capture\_%' AND tg.tgenabled <> 'A') THEN
+            RAISE EXCEPTION 'wlsync capture triggers of % cannot be disabled: changes would be lost', v_relid
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = format('To stop capturing the table, SELECT wlsync.untrack(%L);', v_relid::text);
+        END IF;
         PERFORM wlsync.track(v_relid);
     END LOOP;
 END

@@ -33,6 +33,16 @@ def test_changing_the_key_is_refused_with_what_to_do(movies, ddl):
     assert len(queue_rows(movies)) == 1
 
 
+@pytest.mark.parametrize("ddl", ["ALTER TABLE movies DISABLE TRIGGER wlsync_capture_insert",
+                                 "ALTER TABLE movies DISABLE TRIGGER USER",
+                                 "ALTER TABLE movies ENABLE REPLICA TRIGGER wlsync_capture_update"])
+def test_disabling_capture_is_refused(movies, ddl):
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="cannot be disabled"):
+        movies.execute(ddl)
+    movies.execute("INSERT INTO movies VALUES (1, 'a', 1)")
+    assert len(queue_rows(movies)) == 1
+
+
 def test_dropping_a_capture_trigger_alone_is_refused(movies):
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="wlsync.untrack"):
         movies.execute("DROP TRIGGER wlsync_capture_insert ON movies")
