@@ -101,16 +101,17 @@ BEGIN
         WHERE q.event_id = ANY (ARRAY(SELECT ke.event_id FROM key_events AS ke))
         FOR UPDATE SKIP LOCKED
     ), verdict AS MATERIALIZED (
-        -- Per key: did we lock every event we saw? A window over both lists
-        -- (a join of two CTEs would be planned as a nested loop).
-        SELECT s.event_id, s.got, sum(s.seen) OVER w = sum(s.got) OVER w AS whole
+        -- Per key: did we lock every event we saw? Grouped by hashing (a join
+        -- of two CTEs would be planned as a nested loop, a window would sort).
+        SELECT array_agg(s.event_id) FILTER (WHERE s.got = 1) AS event_ids
         FROM (SELECT ke.event_id, ke.table_id, ke.pk, 1 AS seen, 0 AS got FROM key_events AS ke
               UNION ALL
               SELECT l.event_id, l.table_id, l.pk, 0, 1 FROM locked AS l) AS s
-        WINDOW w AS (PARTITION BY s.table_id, s.pk)
+        GROUP BY s.table_id, s.pk
+        HAVING sum(s.seen) = sum(s.got)
     ), claimed AS (
         DELETE FROM wlsync.queue AS q
-        WHERE q.event_id = ANY (ARRAY(SELECT v.event_id FROM verdict AS v WHERE v.got = 1 AND v.whole))
+        WHERE q.event_id = ANY (ARRAY(SELECT unnest(v.event_ids) FROM verdict AS v))
         RETURNING q.table_id, q.pk, q.event_id, q.enqueued_at
     ), per_key AS MATERIALIZED (
         SELECT c.table_id, c.pk, max(c.event_id) AS last_event_id,
