@@ -1,7 +1,10 @@
 """End to end: real driver processes between a real MDB and both WL sinks."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from tests.driver_helpers import driver_backends, run_cli, wait_until, wl_execute, wl_query, wl_titles
 
@@ -143,3 +146,20 @@ def test_verify_names_every_difference_and_exits_non_zero(movies, mdb_dsn, targe
     assert 'public.movies {"id": "2"}: different (columns: year)' in lines
     assert 'public.movies {"id": "99"}: extra in WL' in lines
     assert lines[-1] == "verify: 3 difference(s)"
+
+
+def test_a_column_added_in_mdb_appears_in_wl(movies, mdb_dsn, target):
+    movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    movies.execute("ALTER TABLE movies ADD COLUMN rating numeric(3,1)")
+    movies.execute("UPDATE movies SET rating = 8.5")
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    assert [str(r) for (r,) in wl_query(target, "SELECT rating FROM movies")] == ["8.5"]
+    assert run_cli("verify", "--source", mdb_dsn, "--target", target).returncode == 0
+
+
+def test_the_wlsync_console_script_has_the_same_commands():
+    script = Path(sys.executable).with_name("wlsync")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "{run,status,verify,backfill,migrate}" in result.stdout

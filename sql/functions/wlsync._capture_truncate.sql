@@ -29,9 +29,7 @@ BEGIN
                    v_table_id, wlsync._key_json_sql(TG_RELID::regclass, v_pk_columns, 't'),
                    'T', TG_RELID::regclass);
 
-    IF (SELECT w.armed_until > now() FROM wlsync.wakeup AS w) THEN
-        PERFORM pg_notify('wlsync_v1', '');
-    END IF;
+    PERFORM wlsync._wake_drivers();
     RETURN NULL;
 END
 $function$;

@@ -80,8 +80,8 @@ BEGIN
         completed_at = CASE WHEN p_max_rows IS NULL OR v_enqueued = 0 THEN now() END
     WHERE table_id = v_table_id;
 
-    IF v_enqueued > 0 AND (SELECT w.armed_until > now() FROM wlsync.wakeup AS w) THEN
-        PERFORM pg_notify('wlsync_v1', '');
+    IF v_enqueued > 0 THEN
+        PERFORM wlsync._wake_drivers();
     END IF;
     RETURN v_enqueued;
 END

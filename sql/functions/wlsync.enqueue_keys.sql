@@ -30,8 +30,8 @@ BEGIN
                    wlsync._key_values_sql(p_table, v_pk_columns, 'k.pk', true))
     USING p_pks;
     GET DIAGNOSTICS v_enqueued = ROW_COUNT;
-    IF v_enqueued > 0 AND (SELECT w.armed_until > now() FROM wlsync.wakeup AS w) THEN
-        PERFORM pg_notify('wlsync_v1', '');
+    IF v_enqueued > 0 THEN
+        PERFORM wlsync._wake_drivers();
     END IF;
     RETURN v_enqueued;
 END

@@ -1,0 +1,3 @@
+-- Records a function change: the TRUNCATE trigger, backfill and enqueue_keys
+-- share wlsync._wake_drivers() for their wake-up. No schema change.
+-- depends: 0008.claim-verdict-grouped
