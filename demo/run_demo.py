@@ -6,7 +6,8 @@ makes a burst of inserts, updates and deletes (some rolled back), waits for the
 queue to drain, runs verify and prints a summary. Exits 1 if WL differs.
 
 Environment: WLSYNC_DEMO_SOURCE (default postgresql://postgres@127.0.0.1:5432/wlsync_demo);
-the database is dropped and created again.
+the database is dropped and created again. WLSYNC_DEMO_WL: the SQLite file (default
+./demo_wl.db; the driver's log goes beside it).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import wlsync_migrate  # noqa: E402
 
 SOURCE = os.environ.get("WLSYNC_DEMO_SOURCE", "postgresql://postgres@127.0.0.1:5432/wlsync_demo")
-WL_FILE = ROOT / "demo_wl.db"
+WL_FILE = Path(os.environ.get("WLSYNC_DEMO_WL", ROOT / "demo_wl.db"))
 TARGET = f"sqlite:///{WL_FILE}"
 BURST_TRANSACTIONS = 3000
 
@@ -106,7 +107,7 @@ def main() -> int:
         print(f"    {backfilled} existing rows enqueued")
 
         WL_FILE.unlink(missing_ok=True)
-        log_path = ROOT / "demo_driver.log"
+        log_path = WL_FILE.with_name("demo_driver.log")
         step(f"starting the driver: wlsync_driver.py run --target {TARGET} (log: {log_path.name})")
         log_file = open(log_path, "w")
         driver = subprocess.Popen([sys.executable, str(ROOT / "wlsync_driver.py"), "--log-json", "run",
@@ -143,8 +144,8 @@ def main() -> int:
                              "--target", TARGET], capture_output=True, text=True)
     print("    " + verify.stdout.strip().replace("\n", "\n    "))
 
-    batches = [json.loads(line) for line in log_path.read_text().splitlines()
-               if line.startswith("{") and '"events"' in line]
+    batches = [entry for entry in (json.loads(line) for line in log_path.read_text().splitlines()
+                                   if line.startswith("{")) if "lag_s" in entry]
     events = sum(b["events"] for b in batches)
     lags = [b["lag_s"] for b in batches] or [0.0]
     print()
