@@ -216,10 +216,11 @@ class Driver:
             time.sleep(self.pause_seconds)
 
     def ensure_tables(self, rows: list[dict]) -> None:
-        """Create or widen WL tables the first time a table (or a new column) shows up."""
+        """Create WL tables the first time a table shows up, and follow its columns:
+        an added column is added in WL; a dropped one is no longer written."""
         if all((r["table_schema"], r["table_name"]) in self.known_columns
                and (r["row_data"] is None
-                    or r["row_data"].keys() <= self.known_columns[(r["table_schema"], r["table_name"])])
+                    or r["row_data"].keys() == self.known_columns[(r["table_schema"], r["table_name"])])
                for r in rows):
             return
         tables = tables_from_rows(

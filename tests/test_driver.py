@@ -163,3 +163,17 @@ def test_the_wlsync_console_script_has_the_same_commands():
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "{run,status,verify,backfill,migrate}" in result.stdout
+
+
+def test_a_column_dropped_in_mdb_stays_in_wl_and_is_no_longer_written(movies, mdb_dsn, target):
+    movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    movies.execute("ALTER TABLE movies DROP COLUMN year")
+    movies.execute("UPDATE movies SET title = 'Aliens'")
+    movies.execute("INSERT INTO movies VALUES (2, 'Heat')")
+    run = run_cli("run", "--once", "--source", mdb_dsn, "--target", target)
+    assert run.returncode == 0, run.stderr
+    assert movies.execute("SELECT count(*) FROM wlsync.dead_letter").fetchone()[0] == 0
+    assert sorted((int(i), t, y and int(y)) for i, t, y in wl_query(target, "SELECT id, title, year FROM movies")) \
+        == [(1, "Aliens", 1979), (2, "Heat", None)]
+    assert run_cli("verify", "--source", mdb_dsn, "--target", target).returncode == 0
