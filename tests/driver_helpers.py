@@ -96,6 +96,16 @@ def wl_execute(target: str, statement: str) -> None:
             conn.execute(statement)
 
 
+def synced_movies_with_three_differences(movies, mdb_dsn: str, target: str, count: int) -> None:
+    """Sync movies 1..count to WL, then spoil WL behind the driver's back: key 1
+    missing, key 2's year different, key 99 extra."""
+    movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, %s) g", [count])
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    wl_execute(target, "DELETE FROM movies WHERE id = 1")
+    wl_execute(target, "UPDATE movies SET year = 1999 WHERE id = 2")
+    wl_execute(target, "INSERT INTO movies (id, title, year) VALUES (99, 'ghost', 1)")
+
+
 def wl_titles(target: str) -> dict[int, str]:
     return {int(i): t for i, t in wl_query(target, "SELECT id, title FROM movies")}
 

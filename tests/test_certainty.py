@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.conftest import queue_rows
-from tests.driver_helpers import run_cli, wait_until, wl_execute, wl_titles
+from tests.driver_helpers import run_cli, synced_movies_with_three_differences, wait_until, wl_titles
 from tests.soak import run_soak
 
 
@@ -73,11 +73,7 @@ def test_backfill_while_writers_are_busy_ends_with_wl_equal_to_mdb(mdb, mdb_dsn,
 
 
 def test_verify_repair_re_enqueues_differences_and_the_next_drain_fixes_wl(movies, mdb_dsn, target):
-    movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 10) g")
-    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
-    wl_execute(target, "DELETE FROM movies WHERE id = 1")
-    wl_execute(target, "UPDATE movies SET title = 'wrong' WHERE id = 2")
-    wl_execute(target, "INSERT INTO movies (id, title, year) VALUES (99, 'ghost', 1)")
+    synced_movies_with_three_differences(movies, mdb_dsn, target, 10)
     repair = run_cli("verify", "--repair", "--source", mdb_dsn, "--target", target)
     assert repair.returncode == 1
     assert "verify: 3 key(s) re-enqueued" in repair.stdout

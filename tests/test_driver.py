@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.driver_helpers import driver_backends, run_cli, wait_until, wl_execute, wl_query, wl_titles
+from tests.driver_helpers import (driver_backends, run_cli, synced_movies_with_three_differences, wait_until,
+                                  wl_execute, wl_query, wl_titles)
 
 
 def wait_for_idle(mdb) -> None:
@@ -134,11 +135,7 @@ def test_sigterm_finishes_the_batch_and_exits_zero(movies, target, driver):
 
 
 def test_verify_names_every_difference_and_exits_non_zero(movies, mdb_dsn, target):
-    movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 5) g")
-    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
-    wl_execute(target, "DELETE FROM movies WHERE id = 1")
-    wl_execute(target, "UPDATE movies SET year = 1999 WHERE id = 2")
-    wl_execute(target, "INSERT INTO movies (id, title, year) VALUES (99, 'ghost', 1)")
+    synced_movies_with_three_differences(movies, mdb_dsn, target, 5)
     result = run_cli("verify", "--source", mdb_dsn, "--target", target)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
