@@ -38,6 +38,7 @@ log = logging.getLogger("wlsync")
 DEFAULT_BATCH = 1000
 DEFAULT_TARGET = "sqlite:///wl.db"
 CHANNEL = "wlsync_v1"
+HELD_KEYS_RETRY = 0.05  # seconds before claiming again when other batches hold the remaining keys
 ONCE_MAX_RETRIES = 5  # run --once gives up (exit 1) after this many failed attempts in a row
 
 
@@ -141,13 +142,18 @@ class Driver:
             self.drain()
 
     def drain(self) -> int:
-        """Sync batches until a claim comes back empty; returns the events synced."""
+        """Sync batches until the queue holds nothing to claim; returns the events synced."""
         total = 0
         while not self.stopping:
             synced = self.sync_batch()
-            if not synced:
-                break
             total += synced
+            if synced:
+                continue
+            # An empty claim does not prove the queue drained: other batches may
+            # hold parts of the remaining keys' events until they commit.
+            if not self.claims.execute("SELECT wlsync.has_claimable_events() AS more").fetchone()["more"]:
+                break
+            self.wait_for(HELD_KEYS_RETRY, listening=False)
         return total
 
     def sync_batch(self) -> int:

@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from tests.conftest import queue_rows
+from tests.conftest import claim, queue_rows
 from tests.driver_helpers import run_cli, synced_movies_with_three_differences, wait_until, wl_titles
 from tests.soak import run_soak
 
@@ -90,18 +90,19 @@ def test_a_key_held_by_one_driver_is_not_taken_by_another(movies, mdb_dsn, targe
     Without the per-key rule B would write 'v2' while A still holds 'v1', and A's
     write, when it came, would take WL back to 'v1'.
     """
-    movies.execute("INSERT INTO movies VALUES (1, 'v1', 1)")
+    movies.execute("INSERT INTO movies VALUES (1, 'v1', 1), (2, 'other', 2)")
     holder = driver(env={"WLSYNC_TEST_PAUSE_AT": "before_wl_write", "WLSYNC_TEST_PAUSE_SECONDS": "60"})
-    wait_until(lambda: "test pause at before_wl_write" in holder.log(), message="A holding key 1")
+    wait_until(lambda: "test pause at before_wl_write" in holder.log(), message="A holding keys 1 and 2")
     movies.execute("UPDATE movies SET title = 'v2' WHERE id = 1")
-    other = run_cli("--log-json", "run", "--once", "--source", mdb_dsn, "--target", target)
-    assert other.returncode == 0
-    assert '"events": 0, "peak_rss_mb"' in other.stderr          # B took nothing: key 1 is A's
-    assert len(queue_rows(movies)) == 2                            # A's claimed event + the new one
+    movies.execute("INSERT INTO movies VALUES (3, 'free', 3)")
+    other = driver()
+    wait_until(lambda: wl_titles(target) == {3: "free"}, message="B syncing the free key")
+    time.sleep(1.0)                                               # B keeps claiming meanwhile
+    assert wl_titles(target) == {3: "free"}                        # ... but never key 1: it is A's
+    assert len(queue_rows(movies)) == 3                            # A's two claimed events + key 1's new one
     holder.kill()                                                  # A dies: its claim rolls back
-    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
-    assert wl_titles(target) == {1: "v2"}
-    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0
+    wait_until(lambda: wl_titles(target) == {1: "v2", 2: "other", 3: "free"}, message="B taking keys 1 and 2")
+    assert other.alive()
 
 
 def soak_and_check(mdb, mdb_dsn, target, tmp_path, **kwargs) -> dict:
@@ -142,3 +143,17 @@ def test_a_million_rows_backfill_sync_and_verify_in_bounded_memory(mdb, mdb_dsn,
     print(f"1M rows: backfill {backfilled - started:.0f} s, drain {drained - backfilled:.0f} s, "
           f"verify {time.monotonic() - drained:.0f} s; peak RSS run {run_rss} MB, verify {verify_rss} MB")
     assert run_rss < 100 and verify_rss < 100
+
+
+def test_run_once_waits_for_keys_another_batch_holds_instead_of_leaving_them(movies, mdb_dsn, target, connect):
+    movies.execute("INSERT INTO movies VALUES (1, 'v1', 1)")
+    other_batch = connect()
+    assert [r["pk"] for r in claim(other_batch)] == [{"id": "1"}]   # holds key 1, uncommitted
+    movies.execute("UPDATE movies SET title = 'v2' WHERE id = 1")     # key 1's new event must wait for it
+    threading.Timer(1.5, other_batch.commit).start()
+    started = time.monotonic()
+    result = run_cli("run", "--once", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started > 1.4
+    assert wl_titles(target) == {1: "v2"}
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0

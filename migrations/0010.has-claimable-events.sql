@@ -1,0 +1,4 @@
+-- Records a function change: new wlsync.has_claimable_events(), which a
+-- driver asks after an empty claim (two batches can hold parts of one key's
+-- events at once, so both claims come back empty while work remains).
+-- depends: 0009.wake-drivers-helper
