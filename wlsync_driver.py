@@ -91,6 +91,9 @@ class Driver:
         self.claims = connect(self.dsn, autocommit=True, row_factory=dict_row,
                               application_name="wlsync_driver")
         check_schema(self.claims, self.dsn)
+        # Fencing versions must stay above what WL has seen, even after MDB was
+        # restored from a backup: WL would refuse every write as stale.
+        self.claims.execute("SELECT wlsync.raise_claim_version(%s)", [self.sink.max_version()])
         # Bound the claim transaction: a hung WL must not hold MDB's rows forever.
         timeout_ms = int(self.claim_timeout * 1000)
         self.claims.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")

@@ -31,7 +31,8 @@ def install_functions(conn) -> None:
         cursor.execute(path.read_text())
     # Regenerate every tracked table's capture function and triggers, so a new
     # version of wlsync.track takes effect on tables tracked before it.
-    cursor.execute("SELECT wlsync.track(relid) FROM wlsync.tracked_table ORDER BY table_id")
+    cursor.execute("SELECT wlsync.track(t.relid) FROM wlsync.tracked_table AS t "
+                   "WHERE EXISTS (SELECT 1 FROM pg_class AS c WHERE c.oid = t.relid) ORDER BY t.table_id")
     # Functions are executable by PUBLIC by default; nothing of wlsync's is.
     cursor.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA wlsync FROM PUBLIC")
     for role, functions in ROLE_FUNCTIONS.items():
@@ -43,7 +44,8 @@ def install_functions(conn) -> None:
 # is SECURITY DEFINER: the roles need no rights on wlsync's tables or the
 # tracked tables.
 DRIVER_FUNCTIONS = [
-    "wlsync.claim_sync_events(integer)", "wlsync.has_claimable_events()", "wlsync.current_rows(regclass, jsonb[])",
+    "wlsync.claim_sync_events(integer)", "wlsync.has_claimable_events()", "wlsync.raise_claim_version(bigint)",
+    "wlsync.current_rows(regclass, jsonb[])",
     "wlsync.read_rows(regclass, jsonb, integer)", "wlsync.tracked_columns()", "wlsync.queue_status()",
     "wlsync.arm_wakeup(interval)", "wlsync.disarm_wakeup()", "wlsync.enqueue_keys(regclass, jsonb[])",
     "wlsync.record_failure(regclass, jsonb, text, integer, integer)",

@@ -123,6 +123,10 @@ class Sink:
         """WL's rows (as PostgreSQL text, like row_data) for the given text keys."""
         raise NotImplementedError
 
+    def max_version(self) -> int:
+        """The highest batch version WL has recorded (0 for a new WL)."""
+        raise NotImplementedError
+
     def keys(self, table: Table, chunk: int) -> Iterator[list[dict]]:
         """Every key WL holds for ``table``, in chunks."""
         raise NotImplementedError
@@ -247,6 +251,9 @@ class SQLiteSink(Sink):
             rejected = isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, ValueError, KeyError))
             raise SinkError(f"SQLite {self.path}: {exc}", rejected) from exc
 
+    def max_version(self):
+        return self.db.execute(f"SELECT coalesce(max(version), 0) FROM {VERSIONS}").fetchone()[0]
+
     def _advance(self, table: Table, row: dict) -> bool:
         """Record the row's version for its key if newer; whether it was."""
         deleted_at = time.time() if row["action"] == "delete" else None
@@ -359,6 +366,13 @@ class PostgresSink(Sink):
         except psycopg.Error as exc:
             state = exc.sqlstate or ""
             raise SinkError(f"PostgreSQL target: {one_line(exc)}", state[:2] in REJECTING_SQLSTATE_CLASSES) from exc
+
+    def max_version(self):
+        with self.conn.transaction():
+            if self.conn.execute("SELECT to_regclass(%s) IS NULL", [VERSIONS]).fetchone()[0]:
+                return 0
+            return self.conn.execute(sql.SQL("SELECT coalesce(max(version), 0) FROM {}")
+                                     .format(sql.Identifier(VERSIONS))).fetchone()[0]
 
     def _apply_sql(self, table: Table) -> sql.Composable:
         """One statement per table and batch: advance the keys' versions, then

@@ -19,7 +19,7 @@ BEGIN
         SELECT t.table_id
         FROM pg_event_trigger_dropped_objects() AS d
         JOIN wlsync.tracked_table AS t ON t.relid = d.objid
-        WHERE d.object_type IN ('table', 'partitioned table') AND d.original
+        WHERE d.object_type IN ('table', 'partitioned table')   -- named, or dropped by CASCADE
     LOOP
         DELETE FROM wlsync.queue WHERE table_id = v_dropped.table_id;
         DELETE FROM wlsync.tracked_table WHERE table_id = v_dropped.table_id;  -- cascades

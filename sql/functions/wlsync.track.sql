@@ -30,7 +30,8 @@ AS $function$
 --             without a primary key, a key column of a type wlsync cannot key
 --             rows by (wlsync._key_base_type: floats, intervals, arrays,
 --             user-defined types, ...), a partition of a tracked table, or a
---             tracked table whose primary key changed.
+--             tracked table whose primary key changed, or whose key types
+--             changed while events or dead letters of it are queued.
 -- Touches:    wlsync.tracked_table; CREATE TRIGGER takes SHARE ROW EXCLUSIVE on
 --             p_table (and its partitions) until the caller commits.
 -- ---------------------------------------------------------------------------
@@ -39,6 +40,8 @@ DECLARE
     v_pk_columns name[];
     v_table_id integer;
     v_known_pk name[];
+    v_pk_types regtype[];
+    v_known_types regtype[];
     v_tracked_ancestor regclass;
     v_function text;
     v_part regclass;
@@ -82,18 +85,30 @@ BEGIN
                   HINT = format('wlsync identifies rows by primary key: ALTER TABLE %s ADD PRIMARY KEY (...);', p_table);
     END IF;
 
-    PERFORM wlsync._key_base_type(p_table, c) FROM unnest(v_pk_columns) AS c;  -- raises for unusable key types
+    SELECT array_agg(wlsync._key_base_type(p_table, c.col)::regtype ORDER BY c.ord)  -- raises for unusable types
+    INTO v_pk_types FROM unnest(v_pk_columns) WITH ORDINALITY AS c(col, ord);
 
-    SELECT t.table_id, t.pk_columns INTO v_table_id, v_known_pk
+    SELECT t.table_id, t.pk_columns, t.pk_types INTO v_table_id, v_known_pk, v_known_types
     FROM wlsync.tracked_table AS t WHERE t.relid = p_table;
     IF v_table_id IS NULL THEN
-        INSERT INTO wlsync.tracked_table (relid, pk_columns) VALUES (p_table, v_pk_columns)
+        INSERT INTO wlsync.tracked_table (relid, pk_columns, pk_types) VALUES (p_table, v_pk_columns, v_pk_types)
         RETURNING table_id INTO v_table_id;
     ELSIF v_known_pk <> v_pk_columns THEN
         RAISE EXCEPTION 'cannot re-track %: its primary key changed from (%) to (%) since it was tracked',
                         p_table, array_to_string(v_known_pk, ', '), array_to_string(v_pk_columns, ', ')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = format('Drain the queue, then SELECT wlsync.untrack(%1$L); SELECT wlsync.track(%1$L); SELECT wlsync.backfill(%1$L);', p_table::text);
+    ELSIF v_known_types IS DISTINCT FROM v_pk_types THEN
+        -- Queued keys are spelled for the old types; a claim must be able to
+        -- read them back, so the key type changes only on an empty queue.
+        IF v_known_types IS NOT NULL  -- NULL: tracked before wlsync recorded key types
+           AND (EXISTS (SELECT 1 FROM wlsync.queue AS q WHERE q.table_id = v_table_id)
+                OR EXISTS (SELECT 1 FROM wlsync.dead_letter AS d WHERE d.table_id = v_table_id)) THEN
+            RAISE EXCEPTION 'cannot change the type of the primary key of % while it has queued events or dead letters', p_table
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Let the driver drain the queue (and re-drive or discard its dead letters), then retry the ALTER.';
+        END IF;
+        UPDATE wlsync.tracked_table SET pk_types = v_pk_types WHERE table_id = v_table_id;
     END IF;
 
     -- The body is passed as a quoted literal (%L), so no table or column name

@@ -14,7 +14,7 @@ def test_adding_a_column_is_picked_up_by_the_claim(movies):
 
 
 def test_changing_the_type_of_the_key_regenerates_capture(movies):
-    movies.execute("ALTER TABLE movies ALTER COLUMN id TYPE bigint")
+    movies.execute("ALTER TABLE movies ALTER COLUMN id TYPE bigint")   # the queue is empty
     movies.execute("INSERT INTO movies VALUES (5000000000, 'big', 1)")
     assert queue_rows(movies) == [("movies", {"id": 5000000000}, "I")]
 
@@ -64,3 +64,20 @@ def test_attaching_a_partition_gives_it_the_truncate_trigger(mdb):
     mdb.execute("ALTER TABLE ev ATTACH PARTITION ev_new FOR VALUES FROM (0) TO (10)")
     mdb.execute("TRUNCATE ev_new")
     assert queue_rows(mdb) == [("ev", {"id": 5}, "T")]
+
+
+def test_changing_the_key_type_waits_for_an_empty_queue(movies):
+    movies.execute("INSERT INTO movies VALUES (1, 'a', 1)")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="while it has queued events"):
+        movies.execute("ALTER TABLE movies ALTER COLUMN id TYPE bigint")
+    movies.execute("DELETE FROM wlsync.queue")
+    movies.execute("ALTER TABLE movies ALTER COLUMN id TYPE bigint")
+
+
+def test_dropping_the_schema_of_a_tracked_table_forgets_it(mdb):
+    mdb.execute("CREATE SCHEMA gone; CREATE TABLE gone.t (id int PRIMARY KEY)")
+    mdb.execute("SELECT wlsync.track('gone.t')")
+    mdb.execute("INSERT INTO gone.t VALUES (1)")
+    mdb.execute("DROP SCHEMA gone CASCADE")
+    assert mdb.execute("SELECT count(*) FROM wlsync.tracked_table").fetchone()[0] == 0
+    assert mdb.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0
