@@ -38,7 +38,9 @@ log = logging.getLogger("wlsync")
 DEFAULT_BATCH = 1000
 DEFAULT_TARGET = "sqlite:///wl.db"
 CHANNEL = "wlsync_v1"
-HELD_KEYS_RETRY = 0.05  # seconds before claiming again when other batches hold the remaining keys
+MAINTAIN_EVERY = 1.0  # seconds between calls of wlsync.maintain_queue (rotate, seal, TRUNCATE the ring)
+REARM_AFTER = 5.0     # seconds after disarming the wake-up before a driver arms it again
+POLL_INTERVAL = 0.05  # seconds between claims while the wake-up is not armed
 ONCE_MAX_RETRIES = 5  # run --once gives up (exit 1) after this many failed attempts in a row
 
 
@@ -69,6 +71,9 @@ class Driver:
         self.listener: psycopg.Connection | None = None
         self.known_columns: dict[tuple[str, str], set[str]] = {}
         self.backoff = Backoff()  # reset by every batch that syncs
+        self.maintained_at = 0.0    # time.monotonic() of the last wlsync.maintain_queue
+        self.armed = False          # whether capture functions NOTIFY us (wlsync.arm_wakeup)
+        self.disarmed_at = -REARM_AFTER
         # Fault injection for the crash and ordering tests: sleep with the batch
         # claimed, before its WL write or between WL's commit and MDB's.
         self.pause_at = os.environ.get("WLSYNC_TEST_PAUSE_AT")
@@ -90,6 +95,10 @@ class Driver:
     def connect(self) -> None:
         self.claims = connect(self.dsn, autocommit=True, row_factory=dict_row,
                               application_name="wlsync_driver")
+        # MDB's warnings (a dropped malformed queue row, ...) belong in our log.
+        self.claims.add_notice_handler(
+            lambda diag: log.warning("MDB says: %s", diag.message_primary)
+            if diag.severity_nonlocalized == "WARNING" else None)
         check_schema(self.claims, self.dsn)
         # Fencing versions must stay above what WL has seen, even after MDB was
         # restored from a backup: WL would refuse every write as stale.
@@ -136,28 +145,41 @@ class Driver:
     def serve(self) -> None:
         self.drain()  # after every (re)connect: notifications sent while away are lost
         while not self.stopping and not self.once:
-            self.listener.execute("SELECT wlsync.arm_wakeup(%s * interval '1 second')",
-                                  [2 * self.sweep_interval])
+            # The queue looked empty. Arming the wake-up rewrites every capture
+            # function (wlsync.arm_wakeup), so a driver that just disarmed it
+            # because it was busy polls for a while instead of flapping.
+            self.armed = (time.monotonic() - self.disarmed_at >= REARM_AFTER and
+                          self.listener.execute("SELECT wlsync.arm_wakeup(%s * interval '1 second')",
+                                                [2 * self.sweep_interval]).fetchone()[0])
             # Re-check: a change committed while we armed did not notify.
             if not self.drain():
-                self.wait_for(self.sweep_interval, listening=True)
-            self.listener.execute("SELECT wlsync.disarm_wakeup()")
+                self.wait_for(self.sweep_interval if self.armed else POLL_INTERVAL, listening=self.armed)
             self.drain()
 
     def drain(self) -> int:
-        """Sync batches until the queue holds nothing to claim; returns the events synced."""
+        """Sync batches until a claim comes back empty; returns the events synced."""
         total = 0
         while not self.stopping:
+            self.maintain()
             synced = self.sync_batch()
             total += synced
-            if synced:
-                continue
-            # An empty claim does not prove the queue drained: other batches may
-            # hold parts of the remaining keys' events until they commit.
-            if not self.claims.execute("SELECT wlsync.has_claimable_events() AS more").fetchone()["more"]:
+            if not synced:
                 break
-            self.wait_for(HELD_KEYS_RETRY, listening=False)
+            if self.armed and synced >= self.batch:
+                # Busy: notifications are useless now, and writers should stop
+                # paying NOTIFY's global lock at commit.
+                self.listener.execute("SELECT wlsync.disarm_wakeup()")
+                self.armed, self.disarmed_at = False, time.monotonic()
         return total
+
+    def maintain(self) -> None:
+        """Rotate, seal and TRUNCATE the queue ring (wlsync.maintain_queue), about once a second."""
+        if time.monotonic() - self.maintained_at < MAINTAIN_EVERY:
+            return
+        done = self.claims.execute("SELECT wlsync.maintain_queue() AS done").fetchone()["done"]
+        self.maintained_at = time.monotonic()
+        if done:
+            log.debug("queue maintenance: %s", ", ".join(done))
 
     def sync_batch(self) -> int:
         started = time.monotonic()

@@ -44,7 +44,7 @@ def install_functions(conn) -> None:
 # is SECURITY DEFINER: the roles need no rights on wlsync's tables or the
 # tracked tables.
 DRIVER_FUNCTIONS = [
-    "wlsync.claim_sync_events(integer)", "wlsync.has_claimable_events()", "wlsync.raise_claim_version(bigint)",
+    "wlsync.claim_sync_events(integer)", "wlsync.maintain_queue(bigint)", "wlsync.raise_claim_version(bigint)",
     "wlsync.current_rows(regclass, jsonb[])",
     "wlsync.read_rows(regclass, jsonb, integer)", "wlsync.tracked_columns()", "wlsync.queue_status()",
     "wlsync.arm_wakeup(interval)", "wlsync.disarm_wakeup()", "wlsync.enqueue_keys(regclass, jsonb[])",

@@ -57,10 +57,11 @@ def connect(mdb_dsn):
 
 
 def queue_rows(conn) -> list[tuple]:
-    """(table, key, op) of every pending event, oldest first."""
+    """(table, key) of every pending event, in the order they were written (within one ring slot)."""
     return conn.execute(
-        "SELECT t.relid::text, q.pk, q.op FROM wlsync.queue AS q"
-        " JOIN wlsync.tracked_table AS t USING (table_id) ORDER BY q.event_id").fetchall()
+        "SELECT t.relid::text, q.pk FROM (SELECT 0 AS slot, ctid, * FROM wlsync.queue_0 UNION ALL"
+        " SELECT 1, ctid, * FROM wlsync.queue_1 UNION ALL SELECT 2, ctid, * FROM wlsync.queue_2) AS q"
+        " JOIN wlsync.tracked_table AS t USING (table_id) ORDER BY q.slot, q.ctid").fetchall()
 
 
 def claim(conn, batch: int = 1000) -> list[dict]:

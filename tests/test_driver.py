@@ -12,7 +12,7 @@ from tests.driver_helpers import (driver_backends, run_cli, synced_movies_with_t
 
 def wait_for_idle(mdb) -> None:
     """Until a driver sleeps on LISTEN (it armed the wake-up)."""
-    wait_until(lambda: mdb.execute("SELECT armed_until > now() FROM wlsync.wakeup").fetchone()[0],
+    wait_until(lambda: mdb.execute("SELECT notify_until > now() FROM wlsync.capture_state").fetchone()[0],
                message="the driver to arm the wake-up")
 
 
@@ -64,7 +64,7 @@ def test_committed_change_reaches_wl_within_a_second_through_notify(movies, targ
 def test_sweep_delivers_when_the_notification_is_lost(movies, target, driver):
     process = driver("--sweep-interval", "1")
     wait_for_idle(movies)
-    movies.execute("UPDATE wlsync.wakeup SET armed_until = NULL")  # the writer will not notify
+    movies.execute("SELECT wlsync.disarm_wakeup()")  # the writer will not notify
     movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
     wait_until(lambda: wl_titles(target) == {1: "Alien"}, timeout=5, message="the sweep to deliver")
     assert process.alive()
@@ -117,7 +117,8 @@ def test_wl_rejecting_a_row_holds_back_only_that_key_and_catches_up_when_fixed(m
     wait_until(lambda: "WL rejected public.movies" in process.log(), message="the rejection to be logged")
     wait_until(lambda: wl_titles(target) == {1: "fine", 3: "also fine"}, message="the good row past the bad one")
     assert movies.execute("SELECT pk, state FROM wlsync.dead_letters").fetchall() == [({"id": 2}, "retrying")]
-    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 1   # key 2, held back
+    # Key 2 is held back by its dead letter alone: the claim took its event off the queue.
+    assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0
     wl_execute(target, fix)
     wait_until(lambda: wl_titles(target) == {1: "fine", 2: "bad", 3: "also fine"}, timeout=15,
                message="the retry once WL accepts")

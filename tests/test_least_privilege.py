@@ -44,11 +44,15 @@ def test_admin_tracks_writer_writes_driver_syncs_each_with_its_own_role(mdb, rol
 
 @pytest.mark.parametrize("statement", [
     "SELECT * FROM wlsync.queue",
-    "DELETE FROM wlsync.queue",
+    "SELECT * FROM wlsync.queue_0",
+    "DELETE FROM wlsync.queue_0",
+    "UPDATE wlsync.queue_1 SET table_id = 0",
+    "TRUNCATE wlsync.queue_2",
     "SELECT * FROM wlsync.claim_sync_events(10)",
+    "SELECT wlsync.maintain_queue()",
     "SELECT wlsync.track('movies')",
 ])
-def test_a_writer_cannot_touch_the_queue_or_the_api(mdb, roles, statement):
+def test_a_writer_cannot_read_delete_or_claim_queue_rows(mdb, roles, statement):
     mdb.execute("SELECT wlsync.track('movies')")
     with psycopg.connect(dsn_as(mdb, roles["writer"]), autocommit=True) as writer:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -58,7 +62,7 @@ def test_a_writer_cannot_touch_the_queue_or_the_api(mdb, roles, statement):
 @pytest.mark.parametrize("statement", [
     "ALTER TABLE movies ADD COLUMN x int",
     "SELECT * FROM movies",
-    "DELETE FROM wlsync.queue",
+    "DELETE FROM wlsync.queue_0",
     "SELECT wlsync.track('movies')",
     "SELECT wlsync.untrack('movies')",
     "CREATE OR REPLACE FUNCTION wlsync._capture_row_1() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'",

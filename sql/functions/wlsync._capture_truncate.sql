@@ -25,9 +25,9 @@ BEGIN
     FROM wlsync.tracked_table AS t
     WHERE t.table_id = v_table_id;
 
-    EXECUTE format('INSERT INTO wlsync.queue (table_id, pk, op) SELECT %s, %s, %L FROM %s AS t',
-                   v_table_id, wlsync._key_json_sql(TG_RELID::regclass, v_pk_columns, 't'),
-                   'T', TG_RELID::regclass);
+    EXECUTE format('INSERT INTO %s (table_id, pk) SELECT %s, %s FROM %s AS t',
+                   wlsync._current_queue(), v_table_id,
+                   wlsync._key_json_sql(TG_RELID::regclass, v_pk_columns, 't'), TG_RELID::regclass);
 
     PERFORM wlsync._wake_drivers();
     RETURN NULL;

@@ -13,6 +13,8 @@ AS $function$
 --   converted to their base type (domains add nothing to a key), timestamptz
 --   is spelled in UTC and bytea in hex; the other allowed key types
 --   (wlsync._key_base_type) have a JSON form that no setting changes.
+--   Every function, type and operator is schema-qualified: capture functions
+--   run as the writer, with the writer's search_path.
 -- Parameters: p_table       the tracked table
 --             p_pk_columns  its primary key columns, in key order
 --             p_row_alias   how the row is named where the text is used (NEW, t, ...)
@@ -21,13 +23,15 @@ AS $function$
 -- ---------------------------------------------------------------------------
 BEGIN
     RETURN 'pg_catalog.jsonb_build_object(' || string_agg(
-        format('%L, %s', c.col,
+        format('%L::pg_catalog.text, %s', c.col,
                CASE b.base
                     WHEN 'timestamptz'::regtype
-                        THEN format('(%s.%I::pg_catalog.timestamptz AT TIME ZONE ''UTC'')', p_row_alias, c.col)
+                        THEN format('pg_catalog.timezone(''UTC''::pg_catalog.text, %s.%I::pg_catalog.timestamptz)',
+                                    p_row_alias, c.col)
                     WHEN 'bytea'::regtype
-                        THEN format('(''\x'' || pg_catalog.encode(%s.%I::pg_catalog.bytea, ''hex''))', p_row_alias, c.col)
-                    ELSE format('%s.%I::%s', p_row_alias, c.col, b.base::regtype::text)
+                        THEN format('pg_catalog.concat(''\x''::pg_catalog.text, pg_catalog.encode(%s.%I::pg_catalog.bytea, ''hex''::pg_catalog.text))',
+                                    p_row_alias, c.col)
+                    ELSE format('%s.%I::%s', p_row_alias, c.col, wlsync._qualified_type(b.base))
                END),
         ', ' ORDER BY c.ord) || ')'
     FROM unnest(p_pk_columns) WITH ORDINALITY AS c(col, ord)

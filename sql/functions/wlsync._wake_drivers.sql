@@ -6,12 +6,13 @@ AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync._wake_drivers()
 --   NOTIFY wlsync_v1 if a driver sleeps waiting for it (wlsync.arm_wakeup),
---   for the enqueuers off the hot path (TRUNCATE, backfill, enqueue_keys); the
---   generated row capture triggers inline the same test.
--- Touches:    reads wlsync.wakeup; NOTIFY takes a global lock at commit.
+--   for the enqueuers off the hot path (TRUNCATE, backfill, enqueue_keys,
+--   retry_dead_letters); the generated capture functions carry the same test
+--   as a constant.
+-- Touches:    reads wlsync.capture_state; NOTIFY takes a global lock at commit.
 -- ---------------------------------------------------------------------------
 BEGIN
-    IF (SELECT w.armed_until > now() FROM wlsync.wakeup AS w) THEN
+    IF (SELECT c.notify_until > now() FROM wlsync.capture_state AS c) THEN
         PERFORM pg_notify('wlsync_v1', '');
     END IF;
 END

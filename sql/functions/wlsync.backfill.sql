@@ -63,13 +63,13 @@ BEGIN
             ORDER BY %2$s
             LIMIT $2
         ), enqueued AS (
-            INSERT INTO wlsync.queue (table_id, pk, op)
-            SELECT %5$s, c.pk, 'B' FROM chunk AS c ORDER BY c.ord
+            INSERT INTO %6$s (table_id, pk)
+            SELECT %5$s, c.pk FROM chunk AS c
         )
         SELECT count(*), (SELECT c.pk FROM chunk AS c ORDER BY c.ord DESC LIMIT 1) FROM chunk$sql$,
         wlsync._key_json_sql(p_table, v_pk_columns, 't'), v_key_list, p_table,
         wlsync._key_values_sql(p_table, v_pk_columns, '$1', false),
-        v_table_id)
+        v_table_id, wlsync._current_queue())
     INTO v_enqueued, v_last_pk
     USING v_state.after_pk, p_max_rows;
 

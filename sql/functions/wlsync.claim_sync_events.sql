@@ -1,73 +1,93 @@
-CREATE OR REPLACE FUNCTION wlsync.claim_sync_events(p_batch integer)
+CREATE OR REPLACE FUNCTION wlsync.claim_sync_events(p_batch integer DEFAULT 1000)
 RETURNS TABLE (table_schema name, table_name name, pk jsonb, action text, row_data jsonb,
-               version bigint, last_event_id bigint, events integer, enqueued_at timestamptz,
-               attempts integer)
+               version bigint, events integer, enqueued_at timestamptz, attempts integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
--- wlsync.claim_sync_events(p_batch)
+-- wlsync.claim_sync_events(p_batch DEFAULT 1000)
 --   The driver's one call per batch, in its own transaction:
 --     BEGIN; SELECT * FROM wlsync.claim_sync_events(1000);
 --     <write the rows to WL and commit WL>; COMMIT;
---   Deletes the oldest pending events (skipping those other drivers hold) and
---   returns, per claimed key, the row as it is now: the events vanish only
---   when the caller commits, after WL has the rows; a rollback (or a crash)
---   leaves them queued. Inside BEGIN ... ROLLBACK it is a harmless peek.
+--   Deletes up to p_batch pending events (skipping rows other drivers hold)
+--   and returns, per key, the row as it is now: the events vanish only when
+--   the caller commits, after WL has the rows; a rollback (or a crash) leaves
+--   them queued. Inside BEGIN ... ROLLBACK it is a harmless peek. A bare
+--   SELECT wlsync.claim_sync_events(); in autocommit consumes what it
+--   returns: WL gets those keys only at their next change, or from
+--   `verify --repair`.
 --
---   Per-key rule (WL never goes backwards): a key is claimed only together
---   with every event of it that this statement's snapshot can see, all locked
---   here (FOR UPDATE SKIP LOCKED); if any of them is held by another batch,
---   the key is left for later. Of two batches open at once, the one with the
---   older snapshot sees a subset of the other's events of the key, so both
---   need a common row lock and at most one takes the key. The row is read by a
---   later statement, after the key's events are locked, so the holder's read
---   is newer than anything an earlier holder of the key wrote to WL (that one
---   committed before the locks could be had), and each WL write happens before
---   the key is released. Hence READ COMMITTED is required. When MDB ends a
---   batch's transaction itself (timeout, pg_terminate_backend, restart) the
---   key is released before that batch's WL write may land: the batch's
---   version (from wlsync.claim_version_seq, drawn after the locks) lets WL
---   refuse such a late write, as every later holder has a larger version.
+--   Where events are taken (the queue ring, see wlsync.maintain_queue):
+--   sealed slots first, oldest first, each from the block where the previous
+--   claim of it stopped (a shared, non-transactional resume point, so a
+--   drained prefix is never scanned again, however many dead rows an old
+--   snapshot keeps there); then a retired slot; then the current slot, which
+--   rotation keeps small, from its start. Rows are locked FOR UPDATE SKIP
+--   LOCKED in a MATERIALIZED CTE (a plain subquery with LIMIT may be run
+--   again and lock rows it does not return) and deleted by ctid.
 --
---   Keys held back by a dead letter (wlsync.record_failure) are skipped, with
---   all their events, until the dead letter is due or re-driven.
+--   Per-key rule (WL never goes backwards), without any per-key lock: each
+--   key's row is read by a later statement than the claim, and returned with
+--   a version that is a clock of that statement's snapshot: the number of
+--   transactions that snapshot sees as finished (xmax minus those still in
+--   progress), plus wlsync.capture_state.version_offset. A snapshot taken
+--   later sees every transaction an earlier one saw as finished, so a larger
+--   version never comes with an older state of a row, and equal versions
+--   mean equal views. WL keeps, per key, only a write whose version is newer
+--   than the one it recorded, so two batches holding one key at once, a
+--   redelivery after a crash, or a late write from a batch whose MDB session
+--   died all leave WL with the newest state read, never an older one.
 --
---   The head is picked by a MATERIALIZED CTE (LIMIT ... FOR UPDATE SKIP LOCKED
---   in a subquery may be re-evaluated and lock more rows than it returns), and
---   rows are addressed by event_id = ANY(ARRAY(...)) so the plan stays an index
---   scan of the queue's primary key whatever the planner thinks of a CTE.
+--   Keys held back by a dead letter (wlsync.record_failure) are not returned:
+--   their events are taken off the queue, the dead letter already marks the
+--   key dirty. Due dead letters are claimed (locked, deleted) and returned
+--   with their attempts, with or without new events.
+--   A queue row that names no tracked table is dropped; one whose key does
+--   not fit its table's key columns is dropped with a WARNING (queue rows can
+--   be inserted by any role, see the README's "Least privilege").
 --
--- Parameters: p_batch  at most this many keys (events of the first p_batch
---             events' keys; later events of those keys are taken along)
+-- Parameters: p_batch  at most this many events are taken (and at most this
+--             many due dead letters); default 1000
 -- Returns:    one row per key: table_schema, table_name, pk (the key columns
---             as text, like row_data), action ('upsert' when the row exists, 'delete' when it
---             is gone), row_data (jsonb: every column as its PostgreSQL text
---             output, JSON null for NULL; NULL for 'delete'), version (this
---             batch's fencing version: WL applies a key's write only if it is
---             newer than the version WL last applied to that key), last_event_id,
---             events (how many were collapsed), enqueued_at (oldest of them),
+--             as text, like row_data), action ('upsert' when the row exists,
+--             'delete' when it is gone), row_data (jsonb: every column as its
+--             PostgreSQL text output, JSON null for NULL; NULL for 'delete'),
+--             version (fencing: WL applies a key's write only if it is newer
+--             than the version WL last applied to that key), events (how many
+--             were collapsed into this row), enqueued_at (oldest of them),
 --             attempts (how often WL rejected the key before: a due retry of
 --             wlsync.record_failure; 0 otherwise).
 --             Rendering is wlsync.current_rows': UTC, ISO dates, hex bytea,
 --             exact floats.
 -- Raises:     22023 when p_batch < 1; 25001 outside READ COMMITTED.
--- Touches:    deletes from wlsync.queue (row locks until the caller ends)
---             and due wlsync.dead_letter rows of the claimed keys;
---             reads the tracked tables (ACCESS SHARE). Writers are never
---             blocked: they only insert into the queue.
+-- Touches:    deletes from wlsync.queue_0..2 (row locks until the caller
+--             ends), moves their resume sequences; deletes due
+--             wlsync.dead_letter rows; reads the tracked tables (ACCESS
+--             SHARE). Writers are never blocked: they only insert.
 -- SECURITY DEFINER: a driver role needs EXECUTE on this function, not rights
 --             on the queue or the tables.
 -- ---------------------------------------------------------------------------
 DECLARE
+    v_slot record;
+    v_room integer;
+    v_resume bigint;
+    v_last_block bigint;
+    v_ids integer[];
+    v_keys jsonb[];
+    v_times timestamptz[];
     v_table_ids integer[];
     v_pks jsonb[];
-    v_last_event_ids bigint[];
-    v_events integer[];
     v_enqueued_at timestamptz[];
-    v_attempts integer[];
+    v_events integer[];
+    v_key_table_ids integer[] := '{}';
+    v_key_pks jsonb[] := '{}';
+    v_key_events integer[] := '{}';
+    v_key_enqueued_at timestamptz[] := '{}';
+    v_attempts integer[] := '{}';
+    v_round integer;
+    v_any_dead boolean;
     v_table record;
-    v_version bigint;
+    v_key jsonb;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 THEN
         RAISE EXCEPTION 'wlsync.claim_sync_events: batch must be a positive number of events, got %', p_batch
@@ -77,94 +97,171 @@ BEGIN
         RAISE EXCEPTION 'wlsync.claim_sync_events must run in a READ COMMITTED transaction, not %',
                         current_setting('transaction_isolation')
             USING ERRCODE = 'active_sql_transaction',
-                  HINT = 'The per-key rule reads each claimed row with a snapshot taken after the claim.';
+                  HINT = 'The fencing version is read off the snapshot that reads each claimed row.';
     END IF;
 
-    WITH head AS MATERIALIZED (
-        SELECT q.table_id, q.pk
-        FROM wlsync.queue AS q
-        WHERE NOT EXISTS (  -- keys held back by a dead letter that is not due
-            SELECT 1 FROM wlsync.dead_letter AS d
-            WHERE d.table_id = q.table_id AND d.pk = q.pk AND (d.retry_at IS NULL OR d.retry_at > now()))
-        ORDER BY q.event_id
-        LIMIT p_batch
-        FOR UPDATE SKIP LOCKED
-    ), key_events AS MATERIALIZED (
-        -- LATERAL: one probe of queue_table_id_pk_idx per key, whatever the plan.
-        SELECT q.event_id, q.table_id, q.pk
-        FROM (SELECT DISTINCT h.table_id, h.pk FROM head AS h) AS k
-        CROSS JOIN LATERAL (SELECT e.event_id, e.table_id, e.pk FROM wlsync.queue AS e
-                            WHERE e.table_id = k.table_id AND e.pk = k.pk) AS q
-    ), locked AS MATERIALIZED (
-        SELECT q.event_id, q.table_id, q.pk
-        FROM wlsync.queue AS q
-        WHERE q.event_id = ANY (ARRAY(SELECT ke.event_id FROM key_events AS ke))
-        FOR UPDATE SKIP LOCKED
-    ), verdict AS MATERIALIZED (
-        -- Per key: did we lock every event we saw? Grouped by hashing (a join
-        -- of two CTEs would be planned as a nested loop, a window would sort).
-        SELECT array_agg(s.event_id) FILTER (WHERE s.got = 1) AS event_ids
-        FROM (SELECT ke.event_id, ke.table_id, ke.pk, 1 AS seen, 0 AS got FROM key_events AS ke
-              UNION ALL
-              SELECT l.event_id, l.table_id, l.pk, 0, 1 FROM locked AS l) AS s
-        GROUP BY s.table_id, s.pk
-        HAVING sum(s.seen) = sum(s.got)
-    ), claimed AS (
-        DELETE FROM wlsync.queue AS q
-        WHERE q.event_id = ANY (ARRAY(SELECT unnest(v.event_ids) FROM verdict AS v))
-        RETURNING q.table_id, q.pk, q.event_id, q.enqueued_at
-    ), per_key AS MATERIALIZED (
-        SELECT c.table_id, c.pk, max(c.event_id) AS last_event_id,
-               count(*)::integer AS events, min(c.enqueued_at) AS enqueued_at
-        FROM claimed AS c
-        GROUP BY c.table_id, c.pk
-    ), retried AS (
-        -- Due dead letters of claimed keys: the driver records a new failure
-        -- (with these attempts) if WL rejects the key again.
-        DELETE FROM wlsync.dead_letter AS d USING per_key AS p
-        WHERE d.table_id = p.table_id AND d.pk = p.pk
-        RETURNING d.table_id, d.pk, d.attempts
-    )
-    SELECT array_agg(p.table_id ORDER BY p.last_event_id), array_agg(p.pk ORDER BY p.last_event_id),
-           array_agg(p.last_event_id ORDER BY p.last_event_id), array_agg(p.events ORDER BY p.last_event_id),
-           array_agg(p.enqueued_at ORDER BY p.last_event_id),
-           array_agg(coalesce(r.attempts, 0) ORDER BY p.last_event_id)
-    INTO v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at, v_attempts
-    FROM per_key AS p LEFT JOIN retried AS r ON r.table_id = p.table_id AND r.pk = p.pk;
+    v_any_dead := EXISTS (SELECT 1 FROM wlsync.dead_letter);
+    -- Rounds: a round whose events all belong to held-back keys returns
+    -- nothing, which a driver would take for an empty queue; claim again.
+    FOR v_round IN 1..10 LOOP
+        v_table_ids := '{}';
+        v_pks := '{}';
+        v_enqueued_at := '{}';
+        FOR v_slot IN
+            SELECT s.slot, s.state, s.sealed_blocks FROM wlsync.queue_slot AS s
+            WHERE s.state <> 'free'
+            ORDER BY s.state = 'current', s.state = 'retired', s.retired_at
+        LOOP
+            v_room := p_batch - cardinality(v_pks);
+            EXIT WHEN v_room <= 0;
+            IF v_slot.state = 'sealed' THEN
+                EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
+                CONTINUE WHEN v_resume >= v_slot.sealed_blocks;
+                EXECUTE format($sql$
+                    WITH head AS MATERIALIZED (
+                        SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+                    ), claimed AS (
+                        DELETE FROM wlsync.%1$I AS q WHERE q.ctid = ANY (ARRAY(SELECT h.ctid FROM head AS h))
+                        RETURNING q.ctid, q.table_id, q.pk, q.enqueued_at
+                    )
+                    SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.enqueued_at),
+                           max((c.ctid::text::point)[0])::bigint
+                    FROM claimed AS c$sql$, 'queue_' || v_slot.slot)
+                INTO v_ids, v_keys, v_times, v_last_block
+                USING format('(%s,0)', v_resume)::tid, v_room;
+                -- The next claim resumes at this one's last block (what is left
+                -- there is found again); having found nothing, at the end: the
+                -- slot is then left to wlsync.maintain_queue to rescan or TRUNCATE.
+                PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'),
+                               coalesce(v_last_block, v_slot.sealed_blocks));
+            ELSE
+                EXECUTE format($sql$
+                    WITH head AS MATERIALIZED (
+                        SELECT q.ctid FROM wlsync.%1$I AS q LIMIT $1 FOR UPDATE SKIP LOCKED
+                    ), claimed AS (
+                        DELETE FROM wlsync.%1$I AS q WHERE q.ctid = ANY (ARRAY(SELECT h.ctid FROM head AS h))
+                        RETURNING q.table_id, q.pk, q.enqueued_at
+                    )
+                    SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.enqueued_at) FROM claimed AS c$sql$,
+                    'queue_' || v_slot.slot)
+                INTO v_ids, v_keys, v_times
+                USING v_room;
+            END IF;
+            v_table_ids := v_table_ids || v_ids;
+            v_pks := v_pks || v_keys;
+            v_enqueued_at := v_enqueued_at || v_times;
+        END LOOP;
 
-    IF v_table_ids IS NULL THEN
+        -- Per key: its events collapse into one read. Keys a dead letter holds
+        -- back stay out (their events are gone with this claim: the dead letter
+        -- keeps the key dirty); due dead letters come along with their attempts.
+        WITH per_key AS (
+            SELECT e.table_id, e.pk, count(*)::integer AS events, min(e.enqueued_at) AS enqueued_at
+            FROM unnest(v_table_ids, v_pks, v_enqueued_at) AS e(table_id, pk, enqueued_at)
+            GROUP BY e.table_id, e.pk
+        ), due AS MATERIALIZED (
+            SELECT d.table_id, d.pk FROM wlsync.dead_letter AS d
+            WHERE v_any_dead AND v_round = 1 AND d.retry_at <= now()
+            ORDER BY d.retry_at
+            LIMIT p_batch
+            FOR UPDATE SKIP LOCKED
+        ), retried AS (
+            DELETE FROM wlsync.dead_letter AS d USING due
+            WHERE d.table_id = due.table_id AND d.pk = due.pk
+            RETURNING d.table_id, d.pk, d.attempts, d.last_failed_at
+        ), claimed AS (
+            SELECT coalesce(p.table_id, r.table_id) AS table_id, coalesce(p.pk, r.pk) AS pk,
+                   coalesce(p.events, 0) AS events, coalesce(p.enqueued_at, r.last_failed_at) AS enqueued_at,
+                   coalesce(r.attempts, 0) AS attempts
+            FROM per_key AS p
+            FULL JOIN retried AS r ON r.table_id = p.table_id AND r.pk = p.pk
+            -- (this statement does not see its own DELETE: a due key still has its dead letter here)
+            WHERE r.pk IS NOT NULL
+               OR NOT v_any_dead
+               OR NOT EXISTS (SELECT 1 FROM wlsync.dead_letter AS d WHERE d.table_id = p.table_id AND d.pk = p.pk)
+        )
+        SELECT v_key_table_ids || array_agg(c.table_id), v_key_pks || array_agg(c.pk),
+               v_key_events || array_agg(c.events), v_key_enqueued_at || array_agg(c.enqueued_at),
+               v_attempts || array_agg(c.attempts)
+        INTO v_key_table_ids, v_key_pks, v_key_events, v_key_enqueued_at, v_attempts
+        FROM claimed AS c;
+        EXIT WHEN cardinality(v_key_pks) > 0 OR cardinality(v_pks) = 0;
+    END LOOP;
+    v_table_ids := v_key_table_ids;
+    v_pks := v_key_pks;
+    v_events := v_key_events;
+    v_enqueued_at := v_key_enqueued_at;
+
+    IF cardinality(v_table_ids) = 0 THEN
         RETURN;
     END IF;
-    -- The fencing version, drawn after the keys are locked: a later holder of
-    -- a key draws a larger one, so WL can refuse a write that arrives late
-    -- from a batch whose MDB session died (timeout, terminate, restart).
-    v_version := nextval('wlsync.claim_version_seq');
 
-    -- New statements, hence new snapshots: the rows are read after their keys
-    -- were locked above. One query per table, through its primary key index.
+    -- New statements, hence new snapshots: each table's rows are read after
+    -- the claim above, and the version is read off the very snapshot that
+    -- reads them (wlsync.current_rows is STABLE: it runs on its caller's
+    -- snapshot). One query per table, through its primary key index. Keys of
+    -- tables no longer tracked are dropped with their events.
     FOR v_table IN
-        SELECT t.table_id, t.relid, n.nspname, c.relname
+        SELECT t.table_id, t.relid, t.pk_columns, n.nspname, c.relname
         FROM wlsync.tracked_table AS t
         JOIN pg_class AS c ON c.oid = t.relid
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
         WHERE t.table_id = ANY (v_table_ids)
     LOOP
-        RETURN QUERY
-        WITH k AS MATERIALIZED (
-            SELECT k.pk, k.last_event_id, k.events, k.enqueued_at, k.attempts
-            FROM unnest(v_table_ids, v_pks, v_last_event_ids, v_events, v_enqueued_at, v_attempts)
-                 AS k(table_id, pk, last_event_id, events, enqueued_at, attempts)
-            WHERE k.table_id = v_table.table_id
-        )
-        SELECT v_table.nspname, v_table.relname, r.pk,
-               CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
-               r.row_data, v_version, k.last_event_id, k.events, k.enqueued_at, k.attempts
-        FROM wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k)) AS r
-        JOIN k ON k.pk = r.requested_pk
-        ORDER BY k.last_event_id;
+        BEGIN
+            RETURN QUERY
+            WITH k AS MATERIALIZED (
+                SELECT k.pk, k.events, k.enqueued_at, k.attempts
+                FROM unnest(v_table_ids, v_pks, v_events, v_enqueued_at, v_attempts)
+                     AS k(table_id, pk, events, enqueued_at, attempts)
+                WHERE k.table_id = v_table.table_id
+                  AND jsonb_strip_nulls(k.pk) ?& v_table.pk_columns::text[]
+            ), clock AS (
+                SELECT s.version_offset + pg_snapshot_xmax(cs.snap)::text::bigint
+                       - (SELECT count(*) FROM pg_snapshot_xip(cs.snap)) AS version
+                FROM wlsync.capture_state AS s, pg_current_snapshot() AS cs(snap)
+            )
+            SELECT v_table.nspname, v_table.relname, r.pk,
+                   CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
+                   r.row_data, clock.version, k.events, k.enqueued_at, k.attempts
+            FROM wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k)) AS r
+            JOIN k ON k.pk = r.requested_pk
+            CROSS JOIN clock;
+        EXCEPTION WHEN data_exception THEN
+            -- A key that does not fit the key columns (an injected queue row):
+            -- read the keys one by one and drop the ones at fault. Nothing was
+            -- returned for this table yet (current_rows returns a whole set).
+            FOR v_key IN
+                SELECT k.pk FROM unnest(v_table_ids, v_pks) AS k(table_id, pk)
+                WHERE k.table_id = v_table.table_id AND jsonb_strip_nulls(k.pk) ?& v_table.pk_columns::text[]
+            LOOP
+                BEGIN
+                    RETURN QUERY
+                    WITH k AS MATERIALIZED (
+                        SELECT k.pk, k.events, k.enqueued_at, k.attempts
+                        FROM unnest(v_table_ids, v_pks, v_events, v_enqueued_at, v_attempts)
+                             AS k(table_id, pk, events, enqueued_at, attempts)
+                        WHERE k.table_id = v_table.table_id AND k.pk = v_key
+                    ), clock AS (
+                        SELECT s.version_offset + pg_snapshot_xmax(cs.snap)::text::bigint
+                               - (SELECT count(*) FROM pg_snapshot_xip(cs.snap)) AS version
+                        FROM wlsync.capture_state AS s, pg_current_snapshot() AS cs(snap)
+                    )
+                    SELECT v_table.nspname, v_table.relname, r.pk,
+                           CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
+                           r.row_data, clock.version, k.events, k.enqueued_at, k.attempts
+                    FROM wlsync.current_rows(v_table.relid, ARRAY[v_key]) AS r
+                    JOIN k ON k.pk = r.requested_pk
+                    CROSS JOIN clock;
+                EXCEPTION WHEN data_exception THEN
+                    RAISE WARNING 'wlsync: dropped a queue row of % whose key % does not fit its key columns',
+                                  v_table.relid, v_key;
+                END;
+            END LOOP;
+        END;
     END LOOP;
 END
 $function$;
 
 COMMENT ON FUNCTION wlsync.claim_sync_events(integer) IS
-    'Driver: take up to p_batch keys off the queue (SKIP LOCKED, per-key exclusive) and return their current rows; commit after WL has them';
+    'Driver: take up to p_batch events off the queue ring (SKIP LOCKED) and return their keys'' current rows with a snapshot version; commit after WL has them';

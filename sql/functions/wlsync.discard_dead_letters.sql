@@ -13,7 +13,8 @@ AS $function$
 --             p_pk     only this key (either spelling; needs p_table)
 -- Returns:    how many dead letters were discarded
 -- Raises:     22023 when p_table is not tracked, or p_pk without p_table.
--- Touches:    deletes from wlsync.dead_letter and wlsync.queue (waits for a
+-- Touches:    deletes from wlsync.dead_letter and wlsync.queue_0..2 (scans
+--             them; waits for a
 --             driver holding one of those events).
 -- ---------------------------------------------------------------------------
 DECLARE
@@ -28,9 +29,12 @@ BEGIN
         WHERE (p_table IS NULL OR d.table_id = wlsync._tracked_table_id(p_table))
           AND (p_pk IS NULL OR d.pk = wlsync._queue_key(p_table, p_pk))
         RETURNING d.table_id, d.pk
-    ), events AS (
-        DELETE FROM wlsync.queue AS q USING gone AS g
-        WHERE q.table_id = g.table_id AND q.pk = g.pk
+    ), events_0 AS (
+        DELETE FROM wlsync.queue_0 AS q USING gone AS g WHERE q.table_id = g.table_id AND q.pk = g.pk
+    ), events_1 AS (
+        DELETE FROM wlsync.queue_1 AS q USING gone AS g WHERE q.table_id = g.table_id AND q.pk = g.pk
+    ), events_2 AS (
+        DELETE FROM wlsync.queue_2 AS q USING gone AS g WHERE q.table_id = g.table_id AND q.pk = g.pk
     )
     SELECT count(*) INTO v_count FROM gone;
     RETURN v_count;

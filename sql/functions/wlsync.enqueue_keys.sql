@@ -23,10 +23,10 @@ DECLARE
     v_enqueued bigint;
 BEGIN
     SELECT t.pk_columns INTO v_pk_columns FROM wlsync.tracked_table AS t WHERE t.table_id = v_table_id;
-    EXECUTE format('INSERT INTO wlsync.queue (table_id, pk, op)
-                    SELECT %s, %s, %L FROM unnest($1) AS k(pk)
+    EXECUTE format('INSERT INTO %s (table_id, pk)
+                    SELECT %s, %s FROM unnest($1) AS k(pk)
                     CROSS JOIN LATERAL (SELECT %s) AS t',
-                   v_table_id, wlsync._key_json_sql(p_table, v_pk_columns, 't'), 'R',
+                   wlsync._current_queue(), v_table_id, wlsync._key_json_sql(p_table, v_pk_columns, 't'),
                    wlsync._key_values_sql(p_table, v_pk_columns, 'k.pk', true))
     USING p_pks;
     GET DIAGNOSTICS v_enqueued = ROW_COUNT;

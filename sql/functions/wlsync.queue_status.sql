@@ -14,7 +14,7 @@ AS $function$
 -- Returns:    table_schema, table_name, pending_events, oldest_enqueued_at,
 --             oldest_age (now() - oldest_enqueued_at), retrying_keys,
 --             dead_letters (parked keys)
--- Touches:    reads wlsync.queue (a full scan: it counts),
+-- Touches:    reads the queue ring through wlsync.queue (a full scan: it counts),
 --             wlsync.tracked_table and wlsync.dead_letter; takes no row locks.
 -- ---------------------------------------------------------------------------
 BEGIN

@@ -5,23 +5,28 @@ SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync.raise_claim_version(p_at_least)
---   Lifts wlsync.claim_version_seq so the next batch's fencing version is
---   above p_at_least. A driver calls it at start with the highest version its
---   WL has recorded: if MDB was restored from a backup or wlsync reinstalled
---   while WL was kept, the sequence would start below WL's versions and WL
---   would refuse every write as stale. Never lowers the sequence.
+--   Lifts the fencing versions (snapshot clock + version_offset, see
+--   wlsync.claim_sync_events) so that every later one is above p_at_least. A
+--   driver calls it at start with the highest version its WL has recorded:
+--   if MDB was restored from a backup, moved to another cluster or wlsync
+--   reinstalled while WL was kept, the clock would start below WL's versions
+--   and WL would refuse every write as stale. Never lowers the versions.
 -- Parameters: p_at_least  a version WL has seen (NULL or 0: nothing to do)
--- Returns:    the sequence's last value after the call
--- Touches:    wlsync.claim_version_seq (setval is not transactional).
+-- Returns:    the version a claim would hand out now
+-- Touches:    updates wlsync.capture_state (row lock until commit).
 -- ---------------------------------------------------------------------------
 DECLARE
-    v_last bigint;
+    v_clock bigint;
+    v_offset bigint;
 BEGIN
-    SELECT s.last_value INTO v_last FROM wlsync.claim_version_seq AS s;
-    IF coalesce(p_at_least, 0) > 0 AND p_at_least >= v_last THEN  -- >=: last_value may not be used yet
-        v_last := setval('wlsync.claim_version_seq', p_at_least);
-    END IF;
-    RETURN v_last;
+    -- The same clock as wlsync.claim_sync_events, of this statement's snapshot;
+    -- every later snapshot reads at least as much.
+    SELECT pg_snapshot_xmax(cs.snap)::text::bigint - (SELECT count(*) FROM pg_snapshot_xip(cs.snap))
+    INTO v_clock FROM pg_current_snapshot() AS cs(snap);
+    UPDATE wlsync.capture_state
+    SET version_offset = greatest(version_offset, coalesce(p_at_least, 0) + 1 - v_clock)
+    RETURNING version_offset INTO v_offset;
+    RETURN v_offset + v_clock;
 END
 $function$;
 

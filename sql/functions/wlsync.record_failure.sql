@@ -9,11 +9,13 @@ AS $function$
 -- wlsync.record_failure(p_table, p_pk, p_error, p_attempts, p_max_attempts)
 --   Called by a driver, in its claim transaction, for a key WL rejected on its
 --   own (the driver splits a failing batch until the failing keys stand
---   alone, and writes the rest). The key is held back and enqueued again: it
---   is retried after a capped exponential backoff (1 s, 2 s, 4 s ... 5 min),
---   and parked once it has failed p_max_attempts times. While held, the
---   claim skips every event of the key, so its later changes wait behind it
---   and never overtake it; nothing is lost, the rest of the queue flows.
+--   alone, and writes the rest). The key is held back: its dead letter keeps
+--   it dirty, and a claim takes it again once due, after a capped exponential
+--   backoff (1 s, 2 s, 4 s ... 5 min); it is parked once it has failed
+--   p_max_attempts times. While held, claims take the key's new events off
+--   the queue without returning them (the dead letter stands for them), so
+--   its later changes reach WL with the retry, as the row is then; nothing is
+--   lost, the rest of the queue flows.
 -- Parameters: p_table         the tracked table
 --             p_pk            the key, as the claim returned it
 --             p_error         WL's error, one line
@@ -21,7 +23,7 @@ AS $function$
 --             p_max_attempts  failures after which the key is parked, >= 1
 -- Returns:    'retrying' or 'parked'
 -- Raises:     22023 when p_table is not tracked or p_max_attempts < 1.
--- Touches:    upserts wlsync.dead_letter, inserts into wlsync.queue.
+-- Touches:    upserts wlsync.dead_letter.
 -- ---------------------------------------------------------------------------
 DECLARE
     v_table_id integer := wlsync._tracked_table_id(p_table);
@@ -33,7 +35,6 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_parked := v_attempts >= p_max_attempts;
-    PERFORM wlsync.enqueue_keys(p_table, ARRAY[p_pk]);
     INSERT INTO wlsync.dead_letter AS d (table_id, pk, attempts, last_error, retry_at, parked_at)
     VALUES (v_table_id, wlsync._queue_key(p_table, p_pk), v_attempts, p_error,
             CASE WHEN NOT v_parked THEN now() + least(interval '5 minutes', interval '1 second' * 2 ^ (v_attempts - 1)) END,

@@ -7,8 +7,8 @@ AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync.retry_dead_letters([p_table [, p_pk]])
 --   Re-drives dead letters (parked or waiting for their retry): they become
---   due now with their attempts reset, and their keys are enqueued, so the
---   next drain writes each key's current row to WL. Use after fixing what WL
+--   due now with their attempts reset, so the next claim takes each
+--   key and the drain writes its current row to WL. Use after fixing what WL
 --   rejected.   SELECT wlsync.retry_dead_letters();                 -- all
 --                SELECT wlsync.retry_dead_letters('movies');         -- a table's
 --                SELECT wlsync.retry_dead_letters('movies', '{"id": "7"}');  -- one
@@ -16,29 +16,25 @@ AS $function$
 --             p_pk     only this key (either spelling; needs p_table)
 -- Returns:    how many dead letters were re-driven
 -- Raises:     22023 when p_table is not tracked, or p_pk without p_table.
--- Touches:    updates wlsync.dead_letter, inserts into wlsync.queue, may
+-- Touches:    updates wlsync.dead_letter, may
 --             NOTIFY wlsync_v1.
 -- ---------------------------------------------------------------------------
 DECLARE
-    v_letter record;
     v_count bigint := 0;
 BEGIN
     IF p_pk IS NOT NULL AND p_table IS NULL THEN
         RAISE EXCEPTION 'wlsync.retry_dead_letters: give the table of key %', p_pk
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    FOR v_letter IN
-        UPDATE wlsync.dead_letter AS d
-        SET attempts = 0, retry_at = now(), parked_at = NULL
-        FROM wlsync.tracked_table AS t
-        WHERE t.table_id = d.table_id
-          AND (p_table IS NULL OR t.table_id = wlsync._tracked_table_id(p_table))
-          AND (p_pk IS NULL OR d.pk = wlsync._queue_key(p_table, p_pk))
-        RETURNING t.relid, d.pk
-    LOOP
-        PERFORM wlsync.enqueue_keys(v_letter.relid, ARRAY[v_letter.pk]);
-        v_count := v_count + 1;
-    END LOOP;
+    -- Due now: the next claim takes the key (wlsync.claim_sync_events).
+    UPDATE wlsync.dead_letter AS d
+    SET attempts = 0, retry_at = now(), parked_at = NULL
+    WHERE (p_table IS NULL OR d.table_id = wlsync._tracked_table_id(p_table))
+      AND (p_pk IS NULL OR d.pk = wlsync._queue_key(p_table, p_pk));
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM wlsync._wake_drivers();
+    END IF;
     RETURN v_count;
 END
 $function$;

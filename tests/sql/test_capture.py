@@ -1,5 +1,6 @@
 """The capture triggers: one event per committed change, none for the rest."""
 import select
+import time
 
 import psycopg
 import pytest
@@ -11,7 +12,7 @@ def test_insert_update_delete_each_enqueue_the_key(movies):
     movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
     movies.execute("UPDATE movies SET year = 1980 WHERE id = 1")
     movies.execute("DELETE FROM movies WHERE id = 1")
-    assert queue_rows(movies) == [("movies", {"id": 1}, "I"), ("movies", {"id": 1}, "U"), ("movies", {"id": 1}, "D")]
+    assert queue_rows(movies) == [("movies", {"id": 1}), ("movies", {"id": 1}), ("movies", {"id": 1})]
 
 
 def test_rolled_back_changes_leave_no_event(movies, connect):
@@ -26,26 +27,26 @@ def test_update_that_changes_nothing_makes_no_event(movies):
     movies.execute("CREATE TABLE docs (id int PRIMARY KEY, body json)")  # json has no equality operator
     movies.execute("SELECT wlsync.track('docs')")
     movies.execute("""INSERT INTO movies VALUES (1, 'Alien', 1979); INSERT INTO docs VALUES (1, '{"a": 1}')""")
-    movies.execute("DELETE FROM wlsync.queue")
+    movies.execute("TRUNCATE wlsync.queue_0, wlsync.queue_1, wlsync.queue_2")
     movies.execute("UPDATE movies SET year = year, title = title")
     movies.execute("UPDATE docs SET body = body")
     assert queue_rows(movies) == []
     movies.execute("UPDATE movies SET year = NULL")
-    assert queue_rows(movies) == [("movies", {"id": 1}, "U")]
+    assert queue_rows(movies) == [("movies", {"id": 1})]
 
 
 def test_update_of_the_primary_key_enqueues_old_and_new_key(movies):
     movies.execute("INSERT INTO movies VALUES (1, 'Alien', 1979)")
-    movies.execute("DELETE FROM wlsync.queue")
+    movies.execute("TRUNCATE wlsync.queue_0, wlsync.queue_1, wlsync.queue_2")
     movies.execute("UPDATE movies SET id = 2")
     assert sorted(r[1]["id"] for r in queue_rows(movies)) == [1, 2]
 
 
 def test_truncate_enqueues_every_key_it_removes(movies):
     movies.execute("INSERT INTO movies SELECT g, 't', 2000 FROM generate_series(1, 3) g")
-    movies.execute("DELETE FROM wlsync.queue")
+    movies.execute("TRUNCATE wlsync.queue_0, wlsync.queue_1, wlsync.queue_2")
     movies.execute("TRUNCATE movies")
-    assert queue_rows(movies) == [("movies", {"id": i}, "T") for i in (1, 2, 3)]
+    assert queue_rows(movies) == [("movies", {"id": i}) for i in (1, 2, 3)]
 
 
 def test_timestamptz_key_has_one_spelling_whatever_the_writer_time_zone(mdb, connect):
@@ -72,7 +73,7 @@ def test_writer_without_any_wlsync_privilege_can_write_tracked_tables(movies, co
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             writer.execute("SELECT * FROM wlsync.queue")
         writer.close()
-        assert [r[2] for r in queue_rows(movies)] == ["I", "U", "T"]
+        assert len(queue_rows(movies)) == 3
     finally:
         movies.execute("DROP OWNED BY app_writer")
         movies.execute("DROP ROLE app_writer")
@@ -103,8 +104,11 @@ def test_writers_notify_only_while_a_driver_is_armed(movies, connect):
 def test_an_expired_arming_stops_the_notifications(movies, connect):
     listener = connect(autocommit=True)
     listener.execute("LISTEN wlsync_v1")
-    movies.execute("UPDATE wlsync.wakeup SET armed_until = now() - interval '1 second'")
+    movies.execute("SELECT wlsync.arm_wakeup('0.3 seconds')")
     movies.execute("INSERT INTO movies VALUES (1, 'a', 1)")
+    assert notifications(listener) == 1
+    time.sleep(0.4)   # the generated capture function still holds the arming, now past
+    movies.execute("INSERT INTO movies VALUES (2, 'b', 2)")
     assert notifications(listener) == 0
 
 

@@ -52,34 +52,44 @@ def test_two_concurrent_claimers_get_disjoint_events(movies, connect):
     assert queue_rows(movies) == []
 
 
-def test_claim_skips_a_key_whose_earlier_event_another_batch_holds(movies, connect):
+def test_two_batches_may_hold_one_key_and_the_later_read_has_the_larger_version(movies, connect):
     movies.execute("INSERT INTO movies VALUES (1, 'old', 1), (2, 'x', 2)")
     first, second = connect(), connect()
-    assert keys(claim(first)) == [1, 2]           # holds key 1 (and 2) until it commits
+    (held,) = [r for r in claim(first) if r["pk"] == {"id": "1"}]   # holds keys 1 and 2 until it commits
     movies.execute("UPDATE movies SET title = 'new' WHERE id = 1")
-    movies.execute("INSERT INTO movies VALUES (3, 'y', 3)")
-    assert keys(claim(second)) == [3]              # key 1 waits: it must not be written twice at once
+    (later,) = claim(second)                       # key 1 again, read after the update
+    assert (held["pk"], held["row_data"]["title"]) == ({"id": "1"}, "old")
+    assert (later["pk"], later["row_data"]["title"]) == ({"id": "1"}, "new")
+    # WL keeps per key the write with the larger version, whichever commits first.
+    assert later["version"] > held["version"]
     second.commit()
     first.commit()
-    rows = claim(second)
-    assert [(r["pk"], r["row_data"]["title"]) for r in rows] == [({"id": "1"}, "new")]
-    second.commit()
+    assert claim(second) == []
 
 
-def test_claim_skips_a_key_held_elsewhere_even_when_its_older_event_commits_late(movies, connect):
-    """A backfill draws its event ids first and commits last: ids are not commit order."""
+def test_an_event_committed_late_by_a_long_transaction_is_claimed_with_a_newer_version(movies, connect):
     movies.execute("INSERT INTO movies VALUES (1, 'a', 1)")
-    movies.execute("DELETE FROM wlsync.queue")
+    movies.execute("TRUNCATE wlsync.queue_0, wlsync.queue_1, wlsync.queue_2")
     backfill, first, second = connect(), connect(), connect()
-    backfill.execute("SELECT wlsync.backfill('movies')")          # event id n, not yet committed
-    movies.execute("UPDATE movies SET title = 'b' WHERE id = 1")   # event id n+1, committed
-    assert keys(claim(first)) == [1]                                # takes n+1
-    backfill.commit()                                               # n appears, older than n+1
-    assert claim(second) == []                                      # key 1 is still first's
+    backfill.execute("SELECT wlsync.backfill('movies')")          # enqueued, not yet committed
+    movies.execute("UPDATE movies SET title = 'b' WHERE id = 1")   # enqueued and committed
+    (early,) = claim(first)
     first.commit()
+    assert claim(second) == []                                      # the backfill's row is invisible yet
     second.commit()
-    assert keys(claim(second)) == [1]
+    backfill.commit()
+    (late,) = claim(second)
+    assert late["pk"] == {"id": "1"} and late["row_data"]["title"] == "b"
+    assert late["version"] > early["version"]
     second.commit()
+
+
+def test_a_bare_claim_takes_a_default_batch_and_a_rollback_keeps_it_queued(movies, connect):
+    movies.execute("INSERT INTO movies SELECT g, 't', 2000 FROM generate_series(1, 1001) g")
+    dba = connect()
+    assert dba.execute("SELECT count(*) FROM wlsync.claim_sync_events()").fetchone()[0] == 1000
+    dba.rollback()
+    assert len(queue_rows(movies)) == 1001
 
 
 def test_claim_refuses_a_non_positive_batch(movies):

@@ -16,7 +16,7 @@ def test_adding_a_column_is_picked_up_by_the_claim(movies):
 def test_changing_the_type_of_the_key_regenerates_capture(movies):
     movies.execute("ALTER TABLE movies ALTER COLUMN id TYPE bigint")   # the queue is empty
     movies.execute("INSERT INTO movies VALUES (5000000000, 'big', 1)")
-    assert queue_rows(movies) == [("movies", {"id": 5000000000}, "I")]
+    assert queue_rows(movies) == [("movies", {"id": 5000000000})]
 
 
 @pytest.mark.parametrize("ddl", [
@@ -63,14 +63,14 @@ def test_attaching_a_partition_gives_it_the_truncate_trigger(mdb):
     mdb.execute("INSERT INTO ev_new VALUES (5)")
     mdb.execute("ALTER TABLE ev ATTACH PARTITION ev_new FOR VALUES FROM (0) TO (10)")
     mdb.execute("TRUNCATE ev_new")
-    assert queue_rows(mdb) == [("ev", {"id": 5}, "T")]
+    assert queue_rows(mdb) == [("ev", {"id": 5})]
 
 
 def test_changing_the_key_type_waits_for_an_empty_queue(movies):
     movies.execute("INSERT INTO movies VALUES (1, 'a', 1)")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="while it has queued events"):
         movies.execute("ALTER TABLE movies ALTER COLUMN id TYPE bigint")
-    movies.execute("DELETE FROM wlsync.queue")
+    movies.execute("TRUNCATE wlsync.queue_0, wlsync.queue_1, wlsync.queue_2")
     movies.execute("ALTER TABLE movies ALTER COLUMN id TYPE bigint")
 
 

@@ -1,0 +1,139 @@
+CREATE OR REPLACE FUNCTION wlsync.maintain_queue(p_rotate_blocks bigint DEFAULT 1024)
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $function$
+-- ---------------------------------------------------------------------------
+-- wlsync.maintain_queue(p_rotate_blocks DEFAULT 1024)
+--   Keeps the queue ring (wlsync.queue_0..2, states in wlsync.queue_slot)
+--   small without vacuum, as PgQ's maint_rotate_tables does. Drivers call it
+--   about once a second and whenever a claim comes back short; a DBA may call
+--   it any time (SELECT wlsync.maintain_queue();). Each call, in one
+--   transaction, takes every step that is due:
+--     1. record writers: for a slot retired by an EARLIER transaction, the
+--        virtual transaction ids open now. Capture functions are regenerated
+--        by the rotation, and a backend reloads a function at the start of a
+--        transaction (or at a new lock): only transactions already open once
+--        the rotation had fully committed may still insert into the old slot.
+--     2. seal: a retired slot none of whose recorded writers holds ROW
+--        EXCLUSIVE on a tracked table (or one of its partitions) or on the
+--        slot itself. A recorded transaction holding no such lock must take
+--        one before it writes a tracked table, and so reloads the capture
+--        function first: it inserts into the new current slot. Long readers
+--        (REPEATABLE READ reports, pg_dump) never delay a seal. Sealing
+--        records the slot's size: claims then walk it once, from a shared
+--        resume point, instead of scanning it from its start each time.
+--     3. TRUNCATE a sealed slot that claims have walked to its end and that
+--        holds no row any more, taking its lock with NOWAIT: no writer uses a
+--        sealed slot, so nobody ever waits behind this lock, and a claim in
+--        flight makes this step wait for a later call instead. Rows still
+--        there (a claim rolled back after walking past them) send claims back
+--        to its start, at most once a second.
+--     4. rotate: when the current slot holds p_rotate_blocks blocks or more
+--        and another slot is free, that one becomes current and every capture
+--        function is regenerated to insert there. Skipped while an SQL
+--        enqueuer (backfill, TRUNCATE capture, ...) is in flight.
+-- Parameters: p_rotate_blocks  size of the current slot (8 kB blocks) that
+--             triggers a rotation; default 1024 (8 MB)
+-- Returns:    what was done, e.g. {"sealed 1","truncated 1","rotated 2 -> 0"};
+--             empty when nothing was due
+-- Raises:     22023 when p_rotate_blocks < 1.
+-- Touches:    wlsync.queue_slot; pg_locks (a snapshot of the lock table);
+--             TRUNCATE (ACCESS EXCLUSIVE, NOWAIT) of a drained sealed slot;
+--             the capture lock and pg_proc when rotating.
+-- ---------------------------------------------------------------------------
+DECLARE
+    v_done text[] := '{}';
+    v_slot record;
+    v_queue text;
+    v_resume bigint;
+    v_next smallint;
+    v_rows_left boolean;
+BEGIN
+    IF p_rotate_blocks IS NULL OR p_rotate_blocks < 1 THEN
+        RAISE EXCEPTION 'wlsync.maintain_queue: p_rotate_blocks must be at least 1, got %', p_rotate_blocks
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- 1. Record who may still write into slots retired by an earlier transaction.
+    UPDATE wlsync.queue_slot AS s
+    SET writers = (SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
+                   FROM pg_locks AS l
+                   WHERE l.locktype = 'virtualxid' AND l.pid IS DISTINCT FROM pg_backend_pid())
+    WHERE s.state = 'retired' AND s.writers IS NULL
+      AND s.retired_by IS DISTINCT FROM pg_current_xact_id_if_assigned();
+
+    -- 2. Seal the slots no recorded writer can still insert into.
+    FOR v_slot IN SELECT s.slot, s.writers FROM wlsync.queue_slot AS s
+                  WHERE s.state = 'retired' AND s.writers IS NOT NULL LOOP
+        v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
+        CONTINUE WHEN EXISTS (
+            SELECT 1 FROM pg_locks AS l
+            WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock'
+              AND l.virtualtransaction = ANY (v_slot.writers)
+              AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+              AND (l.relation = v_queue::regclass
+                   OR l.relation IN (SELECT t.relid FROM wlsync.tracked_table AS t
+                                     UNION ALL
+                                     SELECT p.relid FROM wlsync.tracked_table AS t,
+                                                         pg_partition_tree(t.relid) AS p)));
+        UPDATE wlsync.queue_slot
+        SET state = 'sealed', changed_at = now(), rescanned_at = now(),
+            sealed_blocks = pg_relation_size(v_queue::regclass) / current_setting('block_size')::bigint
+        WHERE slot = v_slot.slot;
+        PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
+        v_done := v_done || format('sealed %s', v_slot.slot);
+    END LOOP;
+
+    -- 3. TRUNCATE sealed slots that are walked and empty.
+    FOR v_slot IN SELECT s.slot, s.sealed_blocks, s.rescanned_at FROM wlsync.queue_slot AS s
+                  WHERE s.state = 'sealed' LOOP
+        v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
+        EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
+        CONTINUE WHEN v_resume < v_slot.sealed_blocks;
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', v_queue) INTO v_rows_left;
+        IF v_rows_left THEN
+            -- Rows a claim still holds (they go when it commits) or left
+            -- behind by a claim that rolled back: walk the slot again.
+            IF v_slot.rescanned_at < now() - interval '1 second' THEN
+                UPDATE wlsync.queue_slot SET rescanned_at = now() WHERE slot = v_slot.slot;
+                PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
+                v_done := v_done || format('rescan %s', v_slot.slot);
+            END IF;
+            CONTINUE;
+        END IF;
+        BEGIN
+            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', v_queue);
+            EXECUTE format('TRUNCATE %s', v_queue);
+            UPDATE wlsync.queue_slot
+            SET state = 'free', changed_at = now(), retired_at = NULL, retired_by = NULL, writers = NULL,
+                sealed_blocks = NULL, rescanned_at = NULL
+            WHERE slot = v_slot.slot;
+            v_done := v_done || format('truncated %s', v_slot.slot);
+        EXCEPTION WHEN lock_not_available THEN
+            v_done := v_done || format('truncate %s postponed: in use', v_slot.slot);
+        END;
+    END LOOP;
+
+    -- 4. Rotate a full current slot into a free one.
+    SELECT s.slot INTO v_slot FROM wlsync.queue_slot AS s WHERE s.state = 'current';
+    v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
+    SELECT s.slot INTO v_next FROM wlsync.queue_slot AS s
+    WHERE s.state = 'free' ORDER BY (s.slot - v_slot.slot + 3) % 3 LIMIT 1;
+    IF v_next IS NOT NULL
+       AND pg_relation_size(v_queue::regclass) >= p_rotate_blocks * current_setting('block_size')::bigint
+       AND wlsync._capture_lock('try_exclusive') THEN
+        UPDATE wlsync.queue_slot
+        SET state = 'retired', changed_at = now(), retired_at = now(), retired_by = pg_current_xact_id(),
+            writers = NULL
+        WHERE slot = v_slot.slot;
+        UPDATE wlsync.queue_slot SET state = 'current', changed_at = now() WHERE slot = v_next;
+        PERFORM wlsync._regenerate_captures();
+        v_done := v_done || format('rotated %s -> %s', v_slot.slot, v_next);
+    END IF;
+    RETURN v_done;
+END
+$function$;
+
+COMMENT ON FUNCTION wlsync.maintain_queue(bigint) IS
+    'Driver/DBA: rotate, seal and TRUNCATE the queue ring''s slots (no vacuum needed); returns what it did';
