@@ -29,8 +29,8 @@ AS $function$
 --   Per-key rule (WL never goes backwards), without any per-key lock: each
 --   key's row is read by a later statement than the claim, and returned with
 --   a version that is a clock of that statement's snapshot: the number of
---   transactions that snapshot sees as finished (xmax minus those still in
---   progress), plus wlsync.capture_state.version_offset. A snapshot taken
+--   transactions that snapshot sees as finished (wlsync._snapshot_clock),
+--   plus wlsync.capture_state.version_offset. A snapshot taken
 --   later sees every transaction an earlier one saw as finished, so a larger
 --   version never comes with an older state of a row, and equal versions
 --   mean equal views. WL keeps, per key, only a write whose version is newer
@@ -217,9 +217,7 @@ BEGIN
                 WHERE k.table_id = v_table.table_id
                   AND jsonb_strip_nulls(k.pk) ?& v_table.pk_columns::text[]
             ), clock AS (
-                SELECT s.version_offset + pg_snapshot_xmax(cs.snap)::text::bigint
-                       - (SELECT count(*) FROM pg_snapshot_xip(cs.snap)) AS version
-                FROM wlsync.capture_state AS s, pg_current_snapshot() AS cs(snap)
+                SELECT s.version_offset + wlsync._snapshot_clock() AS version FROM wlsync.capture_state AS s
             )
             SELECT v_table.nspname, v_table.relname, r.pk,
                    CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
@@ -243,9 +241,8 @@ BEGIN
                              AS k(table_id, pk, events, enqueued_at, attempts)
                         WHERE k.table_id = v_table.table_id AND k.pk = v_key
                     ), clock AS (
-                        SELECT s.version_offset + pg_snapshot_xmax(cs.snap)::text::bigint
-                               - (SELECT count(*) FROM pg_snapshot_xip(cs.snap)) AS version
-                        FROM wlsync.capture_state AS s, pg_current_snapshot() AS cs(snap)
+                        SELECT s.version_offset + wlsync._snapshot_clock() AS version
+                        FROM wlsync.capture_state AS s
                     )
                     SELECT v_table.nspname, v_table.relname, r.pk,
                            CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,

@@ -21,8 +21,7 @@ DECLARE
 BEGIN
     -- The same clock as wlsync.claim_sync_events, of this statement's snapshot;
     -- every later snapshot reads at least as much.
-    SELECT pg_snapshot_xmax(cs.snap)::text::bigint - (SELECT count(*) FROM pg_snapshot_xip(cs.snap))
-    INTO v_clock FROM pg_current_snapshot() AS cs(snap);
+    v_clock := wlsync._snapshot_clock();
     UPDATE wlsync.capture_state
     SET version_offset = greatest(version_offset, coalesce(p_at_least, 0) + 1 - v_clock)
     RETURNING version_offset INTO v_offset;

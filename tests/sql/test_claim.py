@@ -129,3 +129,15 @@ def test_claim_reads_rows_of_a_partitioned_table(mdb):
     with mdb.transaction():
         (row,) = claim(mdb)
     assert row["row_data"] == {"id": "1", "at": "2026-02-03", "note": "hi"}
+
+
+def test_the_snapshot_clock_of_a_later_snapshot_is_never_lower_even_against_a_writing_session(movies, connect):
+    """A snapshot leaves its own transaction out of its in-progress list; others have it in."""
+    writing, other, later = connect(), connect(autocommit=True), connect(autocommit=True)
+    writing.execute("INSERT INTO movies VALUES (1, 'a', 1)")               # holds an xid, open
+    other.execute("INSERT INTO movies VALUES (2, 'b', 2)")                 # a later xid, committed
+    mine = writing.execute("SELECT wlsync._snapshot_clock()").fetchone()[0]
+    theirs = later.execute("SELECT wlsync._snapshot_clock()").fetchone()[0]
+    assert theirs >= mine
+    writing.commit()
+    assert later.execute("SELECT wlsync._snapshot_clock()").fetchone()[0] > theirs
