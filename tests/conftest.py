@@ -90,7 +90,8 @@ def sqlite_refuse_title(target: str, title: str) -> Callable[[], None]:
 
 
 def sqlite_locked(target: str) -> Callable[[], None]:
-    """Another process holds the WL file's write lock until the returned function runs."""
+    """The test process (not the driver's) holds the WL file's write lock until the
+    returned function runs."""
     holder = sqlite3.connect(target[len("sqlite:///"):], isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
 
