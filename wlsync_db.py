@@ -35,7 +35,7 @@ def connect(dsn: str, **kwargs) -> psycopg.Connection:
         raise UserError(f"invalid source DSN {dsn!r}: {one_line(exc)}; "
                         "give a libpq URL such as postgresql://user@host:5432/dbname") from None
     except psycopg.OperationalError as exc:
-        raise UserError(f"cannot connect to {describe(dsn)}: {one_line(exc)}") from None
+        raise UserError(f"cannot connect to MDB {describe(dsn)}: {one_line(exc)}") from None
 
 
 def one_line(exc: BaseException) -> str:

@@ -1,8 +1,8 @@
 """wlsync driver: keeps WL's copy of MDB's tracked tables in sync.
 
-    python wlsync_driver.py run    --source URL --target URL [--batch N] [--sweep-interval S] [--once]
+    python wlsync_driver.py run    --source URL --target URL [--sink-class M:C] [--batch N] [--sweep-interval S] [--once]
     python wlsync_driver.py status --source URL
-    python wlsync_driver.py verify --source URL --target URL [--repair]
+    python wlsync_driver.py verify --source URL --target URL [--sink-class M:C] [--repair]
     python wlsync_driver.py backfill --source URL [--table T ...] [--chunk N]
     python wlsync_driver.py migrate --source URL
 
@@ -130,8 +130,8 @@ class Driver:
                 return 0
             except (psycopg.OperationalError, UserError) as exc:
                 problem = f"MDB unavailable ({exc if isinstance(exc, UserError) else one_line(exc)})"
-            except SinkError as exc:
-                problem = f"WL write failed, batch rolled back ({exc})"
+            except SinkError as exc:  # sinks raise nothing else: a WL failure never reads as MDB's
+                problem = f"WL failed ({exc})"
             self.close()
             if self.stopping:
                 return 0
@@ -415,11 +415,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     commands = parser.add_subparsers(dest="command", required=True)
     source_help = "MDB libpq URL (default: $WLSYNC_SOURCE, then the PG* variables)"
-    target_help = f"WL: sqlite:///relative.db, sqlite:////absolute.db or postgresql://... (default {DEFAULT_TARGET})"
+    target_help = (f"WL as a URL whose scheme names the sink: sqlite:///relative.db, sqlite:////absolute.db, "
+                   f"postgresql://..., or a scheme an installed plug-in registers (default {DEFAULT_TARGET})")
+    sink_class_help = "the sink as module:Class, constructed with --target (instead of looking up its scheme)"
 
     run = commands.add_parser("run", help="listen and drain the queue into WL")
     run.add_argument("--source", help=source_help)
     run.add_argument("--target", default=DEFAULT_TARGET, help=target_help)
+    run.add_argument("--sink-class", metavar="MODULE:CLASS", help=sink_class_help)
     run.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH, help="keys per claim (default %(default)s)")
     run.add_argument("--sweep-interval", type=positive_float, default=60.0,
                      help="seconds between drains without a notification (default %(default)s)")
@@ -435,6 +438,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ver = commands.add_parser("verify", help="compare MDB and WL; exit 1 when they differ")
     ver.add_argument("--source", help=source_help)
     ver.add_argument("--target", default=DEFAULT_TARGET, help=target_help)
+    ver.add_argument("--sink-class", metavar="MODULE:CLASS", help=sink_class_help)
     ver.add_argument("--repair", action="store_true", help="re-enqueue every differing key")
 
     back = commands.add_parser("backfill", help="enqueue existing rows of tracked tables, in committed chunks")
@@ -465,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             return status(dsn)
         if args.command == "backfill":
             return backfill(dsn, args.table, args.chunk)
-        sink = open_sink(args.target)
+        sink = open_sink(args.target, args.sink_class)
         if args.command == "verify":
             code = verify(dsn, sink, args.repair)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
@@ -482,8 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, TargetError) as exc:
         print(f"wlsync: error: {exc}", file=sys.stderr)
         return 2
-    except psycopg.Error as exc:
-        print(f"wlsync: error: {one_line(exc)}", file=sys.stderr)
+    except SinkError as exc:
+        print(f"wlsync: error: WL failed: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:  # the sinks raise SinkError: this is MDB's
+        print(f"wlsync: error: MDB: {one_line(exc)}", file=sys.stderr)
         return 1
     finally:
         if sink is not None:

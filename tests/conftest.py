@@ -6,13 +6,21 @@ fixture). Set WLSYNC_TEST_DB to give parallel runs their own database names.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
 
 import psycopg
 import pytest
 from pytest_postgresql import factories
 
 import wlsync_migrate
-from tests.driver_helpers import DriverProcess
+from tests.driver_helpers import DriverProcess, wait_until
 
 TEST_DB = os.environ.get("WLSYNC_TEST_DB", "wlsync_test")
 
@@ -70,21 +78,201 @@ def claim(conn, batch: int = 1000) -> list[dict]:
     return cur.execute("SELECT * FROM wlsync.claim_sync_events(%s)", (batch,)).fetchall()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request, tmp_path, mdb):
-    """A fresh WL: a SQLite file, or a PostgreSQL database of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/wl.db"
-        return
+# -- WL stores: every test that takes `target` runs over each of them ---------------------
+
+def sqlite_wl(request) -> Iterator[str]:
+    yield f"sqlite:///{request.getfixturevalue('tmp_path')}/wl.db"
+
+
+def sqlite_refuse_title(target: str, title: str) -> Callable[[], None]:
+    wl_sqlite(target, f"CREATE TRIGGER reject BEFORE INSERT ON movies WHEN NEW.title = '{title}' "
+                      "BEGIN SELECT RAISE(ABORT, 'WL refuses this title'); END;")
+    return lambda: wl_sqlite(target, "DROP TRIGGER reject")
+
+
+def sqlite_locked(target: str) -> Callable[[], None]:
+    """The test process (not the driver's) holds the WL file's write lock until the
+    returned function runs."""
+    holder = sqlite3.connect(target[len("sqlite:///"):], isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+
+    def end() -> None:
+        holder.execute("ROLLBACK")
+        holder.close()
+    return end
+
+
+def wl_sqlite(target: str, statement: str) -> None:
+    db = sqlite3.connect(target[len("sqlite:///"):])
+    db.executescript(statement)
+    db.close()
+
+
+def postgresql_wl(request) -> Iterator[str]:
+    """A database of its own on the test server."""
+    mdb = request.getfixturevalue("mdb")
     name = mdb.info.dbname + "_wl"
-    with psycopg.connect(host=mdb.info.host, port=mdb.info.port, user=mdb.info.user, dbname="postgres",
-                         autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    with admin_connection(mdb.info.host, mdb.info.port, mdb.info.user) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     yield f"postgresql://{mdb.info.user}@{mdb.info.host}:{mdb.info.port}/{name}"
-    with psycopg.connect(host=mdb.info.host, port=mdb.info.port, user=mdb.info.user, dbname="postgres",
-                         autocommit=True) as admin:
+    with admin_connection(mdb.info.host, mdb.info.port, mdb.info.user) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def admin_connection(host, port, user) -> psycopg.Connection:
+    return psycopg.connect(host=host, port=port, user=user, dbname="postgres", autocommit=True)
+
+
+def postgresql_refuse_title(target: str, title: str) -> Callable[[], None]:
+    wl_postgresql(target, f"ALTER TABLE movies ADD CONSTRAINT reject CHECK (title <> '{title}')")
+    return lambda: wl_postgresql(target, "ALTER TABLE movies DROP CONSTRAINT reject")
+
+
+def wl_postgresql(target: str, statement: str) -> None:
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def postgresql_backends_killed(target: str) -> Callable[[], None]:
+    """Every connection to WL terminated; new ones are accepted at once."""
+    wl_postgresql(target, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    return lambda: None
+
+
+def postgresql_refusing(target: str) -> Callable[[], None]:
+    """WL's connections terminated and new ones refused until the returned function runs."""
+    info = psycopg.conninfo.conninfo_to_dict(target)
+    with admin_connection(info["host"], info["port"], info["user"]) as admin:
+        admin.execute(f'ALTER DATABASE "{info["dbname"]}" ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                      [info["dbname"]])
+
+    def end() -> None:
+        with admin_connection(info["host"], info["port"], info["user"]) as admin:
+            admin.execute(f'ALTER DATABASE "{info["dbname"]}" ALLOW_CONNECTIONS true')
+    return end
+
+
+def example_wl(request) -> Iterator[str]:
+    """The README's example plug-in sink, installed in a directory of its own and put
+    on this process's path and on the driver processes' PYTHONPATH."""
+    installed = request.getfixturevalue("example_sink_site")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.syspath_prepend(str(installed))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(installed), os.environ.get("PYTHONPATH")])))
+    yield f"jsonfile://{request.getfixturevalue('tmp_path')}/wl.json"
+
+
+@dataclass(frozen=True)
+class Outage:
+    name: str
+    begin: Callable[[str], Callable[[], None]]  # makes WL fail; returns the function that ends it
+    lasting: bool  # WL stays down until the end (else only the connections in use are lost)
+
+
+@dataclass(frozen=True)
+class Store:
+    """A sink under test. ``make(request)`` yields a fresh, empty target URL and cleans
+    up after it. Optional: ``refuse_title(target, title)`` makes WL's movies table refuse
+    rows of that title and returns the undo (for the poison tests), and ``outages``."""
+    make: Callable[[pytest.FixtureRequest], Iterator[str]]
+    refuse_title: Callable[[str, str], Callable[[], None]] | None = None
+    outages: tuple[Outage, ...] = ()
+
+
+STORES = {
+    "sqlite": Store(sqlite_wl, sqlite_refuse_title, (Outage("file locked", sqlite_locked, True),)),
+    "postgresql": Store(postgresql_wl, postgresql_refuse_title,
+                        (Outage("connections killed", postgresql_backends_killed, False),
+                         Outage("connections refused", postgresql_refusing, True))),
+    "example": Store(example_wl),
+}
+
+
+@pytest.fixture(params=list(STORES))
+def target(request):
+    """A fresh, empty WL: its --target URL."""
+    yield from STORES[request.param].make(request)
+
+
+@pytest.fixture
+def store(request, target) -> Store:
+    """What the tests know about the current `target`'s store."""
+    return STORES[request.node.callspec.params["target"]]
+
+
+@pytest.fixture
+def refuse_title(store):
+    if store.refuse_title is None:
+        pytest.skip("this WL cannot be made to refuse a row")
+    return store.refuse_title
+
+
+@pytest.fixture(scope="session")
+def example_sink_site(tmp_path_factory) -> Path:
+    """README.md's example sink, built into a package from its files there and installed
+    with pip into a directory of its own (not the venv)."""
+    source = tmp_path_factory.mktemp("example_sink_source")
+    for name, text in readme_files().items():
+        (source / name).write_text(text)
+    site = tmp_path_factory.mktemp("example_sink_site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    return site
+
+
+def readme_files() -> dict[str, str]:
+    """The code blocks of README.md that start with a `# file: NAME` line."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return {name: body for name, body in re.findall(r"```\w+\n# file: (\S+)\n(.*?)```", text, re.S)}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A throwaway PostgreSQL cluster of the test's own, to stop and crash."""
+    name: str
+    port: int
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", CLUSTER_VERSION, self.name, *args],
+                       check=True, capture_output=True, timeout=120)
+
+
+CLUSTER_VERSION = "15"
+
+
+@pytest.fixture
+def throwaway_cluster() -> Iterator[Cluster]:
+    """pg_createcluster's server on 127.0.0.1 (trust auth), dropped at teardown. Name and
+    port: $WLSYNC_TEST_CLUSTER (default wlsync_test_cluster) and $WLSYNC_TEST_CLUSTER_PORT
+    (default 5499), so that parallel runs can keep apart."""
+    if shutil.which("pg_createcluster") is None:
+        pytest.skip("needs postgresql-common (pg_createcluster)")
+    cluster = Cluster(os.environ.get("WLSYNC_TEST_CLUSTER", "wlsync_test_cluster"),
+                      int(os.environ.get("WLSYNC_TEST_CLUSTER_PORT", "5499")))
+    subprocess.run(["pg_dropcluster", "--stop", CLUSTER_VERSION, cluster.name], capture_output=True)
+    subprocess.run(["pg_createcluster", CLUSTER_VERSION, cluster.name, "--port", str(cluster.port), "--start",
+                    "--", "--auth=trust"], check=True, capture_output=True, timeout=120)
+    try:
+        wait_until(lambda: can_connect(cluster.dsn), timeout=30, message="the throwaway server")
+        yield cluster
+    finally:
+        subprocess.run(["pg_dropcluster", "--stop", CLUSTER_VERSION, cluster.name], capture_output=True)
+
+
+def can_connect(dsn: str) -> bool:
+    try:
+        psycopg.connect(dsn, connect_timeout=2).close()
+        return True
+    except psycopg.OperationalError:
+        return False
 
 
 @pytest.fixture

@@ -1,15 +1,16 @@
-"""Helpers for end-to-end tests: WL targets, driver processes, waiting."""
+"""Helpers for end-to-end tests: reading and changing WL, driver processes, waiting."""
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psycopg
+
+from wlsync_sinks import Column, Table, open_sink
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "wlsync_driver.py"
@@ -69,37 +70,51 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
-def wl_query(target: str, query: str) -> list[tuple]:
-    """Run a read query on WL (SQLite file or PostgreSQL database)."""
-    if target.startswith("sqlite:///"):
-        path = target[len("sqlite:///"):]
-        if not Path(path).exists():
-            return []
-        db = sqlite3.connect(path)
-        try:
-            return db.execute(query).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise
-        finally:
-            db.close()
-    with psycopg.connect(target) as conn:
-        try:
-            return conn.execute(query).fetchall()
-        except psycopg.errors.UndefinedTable:
-            return []
+# WL is read and written through the sink itself (keys, rows_by_key, apply), so these
+# helpers work for every sink. Tests describe the columns they look at with MDB's types.
+BASE_TYPES = {"integer": "int4", "bigint": "int8", "text": "text", "numeric": "numeric", "text[]": "_text",
+              "double precision": "float8", "timestamp with time zone": "timestamptz"}
 
 
-def wl_execute(target: str, statement: str) -> None:
-    """Change WL behind the driver's back (to test verify and failures)."""
-    if target.startswith("sqlite:///"):
-        db = sqlite3.connect(target[len("sqlite:///"):])
-        db.executescript(statement)
-        db.close()
-    else:
-        with psycopg.connect(target, autocommit=True) as conn:
-            conn.execute(statement)
+def wl_table(name: str, columns: list[tuple[str, str]], pk: list[str], schema: str = "public") -> Table:
+    """A tracked table as the sink sees it: (column, MDB type) pairs, key columns in order."""
+    return Table(schema, name, tuple(
+        Column(column, data_type, BASE_TYPES[data_type.split("(")[0]], True,
+               pk.index(column) + 1 if column in pk else None) for column, data_type in columns))
+
+
+MOVIES = wl_table("movies", [("id", "integer"), ("title", "text"), ("year", "integer")], pk=["id"])
+
+
+def wl_rows(target: str, table: Table) -> dict[tuple, dict]:
+    """WL's rows of a table (values as PostgreSQL text), by key values; {} before the table exists."""
+    sink = open_sink(target)
+    try:
+        keys = [pk for chunk in sink.keys(table, 10000) for pk in chunk]
+        rows = sink.rows_by_key(table, keys)
+    finally:
+        sink.close()
+    return {tuple(pk[c.name] for c in table.pk): row for pk, row in zip(keys, rows) if row is not None}
+
+
+def wl_titles(target: str) -> dict[int, str]:
+    """WL's movies: id -> title."""
+    titles = wl_table("movies", [("id", "integer"), ("title", "text")], pk=["id"])
+    return {int(key[0]): row["title"] for key, row in wl_rows(target, titles).items()}
+
+
+def wl_write(target: str, table: Table, upserts: list[dict] = (), deletes: list[dict] = ()) -> None:
+    """Change WL behind the driver's back (to test verify): one batch, newer than any WL has seen."""
+    sink = open_sink(target)
+    try:
+        sink.ensure_tables({(table.schema, table.name): table})
+        version = sink.max_version() + 1
+        rows = [{"action": "upsert", "pk": {c.name: row[c.name] for c in table.pk}, "row_data": row}
+                for row in upserts] + [{"action": "delete", "pk": pk, "row_data": None} for pk in deletes]
+        sink.apply([{"table_schema": table.schema, "table_name": table.name, "version": version, **row}
+                    for row in rows], time.monotonic() + 30)
+    finally:
+        sink.close()
 
 
 def synced_movies_with_three_differences(movies, mdb_dsn: str, target: str, count: int) -> None:
@@ -107,13 +122,8 @@ def synced_movies_with_three_differences(movies, mdb_dsn: str, target: str, coun
     missing, key 2's year different, key 99 extra."""
     movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, %s) g", [count])
     assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
-    wl_execute(target, "DELETE FROM movies WHERE id = 1")
-    wl_execute(target, "UPDATE movies SET year = 1999 WHERE id = 2")
-    wl_execute(target, "INSERT INTO movies (id, title, year) VALUES (99, 'ghost', 1)")
-
-
-def wl_titles(target: str) -> dict[int, str]:
-    return {int(i): t for i, t in wl_query(target, "SELECT id, title FROM movies")}
+    wl_write(target, MOVIES, upserts=[{"id": "2", "title": "m2", "year": "1999"},
+                                      {"id": "99", "title": "ghost", "year": "1"}], deletes=[{"id": "1"}])
 
 
 def driver_backends(mdb: psycopg.Connection) -> list[int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.driver_helpers import DriverProcess, run_cli, wait_until, wl_query
+from tests.driver_helpers import DriverProcess, run_cli, wait_until, wl_rows, wl_table
 from tests.soak_writer import ITEM_KEYS, PAIR_AS, PAIR_BS
 
 SCHEMA = """
@@ -23,6 +23,11 @@ CREATE TABLE soak_log (id bigserial PRIMARY KEY, writer int NOT NULL);
 CREATE TABLE soak_clock (k text PRIMARY KEY, v bigint NOT NULL DEFAULT 0);  -- not tracked
 SELECT wlsync.track('soak_items'), wlsync.track('soak_pairs'), wlsync.track('soak_log');
 """
+
+
+SOAK_ITEMS = wl_table("soak_items", [("id", "integer"), ("version", "bigint")], pk=["id"])
+SOAK_PAIRS = wl_table("soak_pairs", [("a", "integer"), ("b", "text"), ("version", "bigint")], pk=["a", "b"])
+SOAK_LOG = wl_table("soak_log", [("id", "bigint")], pk=["id"])
 
 
 @dataclass
@@ -48,9 +53,8 @@ class Observer:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            rows = {("i", int(i)): int(v) for i, v in wl_query(self.target, "SELECT id, version FROM soak_items")}
-            rows.update({("p", int(a), b): int(v)
-                         for a, b, v in wl_query(self.target, "SELECT a, b, version FROM soak_pairs")})
+            rows = {("i", *key): int(row["version"]) for key, row in wl_rows(self.target, SOAK_ITEMS).items()}
+            rows.update({("p", *key): int(row["version"]) for key, row in wl_rows(self.target, SOAK_PAIRS).items()})
             self.check(rows)
             self.polls += 1
             time.sleep(0.01)
@@ -96,7 +100,7 @@ def run_soak(mdb: psycopg.Connection, dsn: str, target: str, workdir: Path, seco
     return {
         "committed": committed,
         "rolled_back": sum(t["rolled_back"] for t in totals),
-        "wl_log_rows": wl_query(target, "SELECT count(*) FROM soak_log")[0][0],
+        "wl_log_rows": len(wl_rows(target, SOAK_LOG)),
         "mdb_log_rows": mdb.execute("SELECT count(*) FROM soak_log").fetchone()[0],
         "events": mdb.execute("SELECT sum(n_tup_ins) FROM pg_stat_user_tables WHERE schemaname = 'wlsync' "
                               "AND relname IN ('queue_0', 'queue_1', 'queue_2')").fetchone()[0],

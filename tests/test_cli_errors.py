@@ -33,19 +33,36 @@ def test_source_without_wlsync_schema_says_to_migrate(mdb, tmp_path):
                           "has no wlsync schema", "make migrate")
 
 
-def test_unknown_target_scheme_is_one_line(mdb_dsn):
-    assert_one_line_error(run_cli("run", "--source", mdb_dsn, "--target", "redis://localhost/0"),
-                          "unknown target 'redis://localhost/0'", "sqlite:///")
+def test_unknown_target_scheme_is_one_line_naming_the_installed_sinks(mdb_dsn):
+    assert_one_line_error(run_cli("run", "--source", mdb_dsn, "--target", "nosuchstore://localhost/0"),
+                          "unknown target scheme 'nosuchstore'", "installed sinks: ", "postgresql", "sqlite",
+                          "--sink-class")
+
+
+def test_a_target_that_is_not_a_url_is_one_line(mdb_dsn):
+    assert_one_line_error(run_cli("run", "--source", mdb_dsn, "--target", "wl.db"),
+                          "target 'wl.db' is not a URL", "sqlite:///wl.db")
+
+
+@pytest.mark.parametrize("sink_class, message", [
+    ("wlsync_sinks.sqlite", "expected module:Class"),
+    ("no_such_module:Sink", "cannot load sink class 'no_such_module:Sink': ModuleNotFoundError"),
+    ("wlsync_sinks.sqlite:NoSuchSink", "cannot load sink class 'wlsync_sinks.sqlite:NoSuchSink': AttributeError"),
+    ("wlsync_driver:Driver", "is not a subclass of wlsync_sinks.Sink"),
+])
+def test_a_bad_sink_class_is_one_line(mdb_dsn, tmp_path, sink_class, message):
+    assert_one_line_error(run_cli("verify", "--source", mdb_dsn, "--target", f"sqlite:///{tmp_path}/wl.db",
+                                  "--sink-class", sink_class), message)
 
 
 def test_unwritable_sqlite_target_is_one_line(mdb_dsn, tmp_path):
     assert_one_line_error(run_cli("run", "--source", mdb_dsn, "--target", f"sqlite:///{tmp_path}/no/such/dir/wl.db"),
-                          "cannot use SQLite file")
+                          "wlsync: error: WL failed: SQLite file", "cannot connect", "unable to open database file")
 
 
 def test_unreachable_postgresql_target_is_one_line(mdb_dsn):
     assert_one_line_error(run_cli("run", "--source", mdb_dsn, "--target", "postgresql://postgres@127.0.0.1:1/wl"),
-                          "cannot connect to target")
+                          "wlsync: error: WL failed: PostgreSQL", "cannot connect", "Connection refused")
 
 
 @pytest.mark.parametrize("option, value", [("--batch", "0"), ("--batch", "many"), ("--sweep-interval", "-1")])

@@ -1,5 +1,5 @@
-"""Hostile names and values round-trip to both sinks; nothing reaches SQL unquoted."""
-from tests.driver_helpers import run_cli, wl_query
+"""Hostile names and values round-trip to every sink; nothing reaches SQL unquoted."""
+from tests.driver_helpers import run_cli, wl_rows, wl_table
 
 SCHEMA = 'we"ird schéma'
 TABLE = "Robert'); DROP TABLE students;--"
@@ -31,14 +31,15 @@ def test_injection_shaped_names_and_hostile_values_round_trip(mdb, mdb_dsn, targ
     check = run_cli("verify", "--source", mdb_dsn, "--target", target)
     assert check.returncode == 0, check.stdout + check.stderr
     assert mdb.execute("SELECT to_regclass('students') IS NOT NULL").fetchone()[0]
-    wl_table = ident(f"{SCHEMA}.{TABLE}")
-    rows = wl_query(target, f"SELECT {ident(COLUMNS[1])}, long, arr FROM {wl_table} ORDER BY {ident('select')}")
-    assert rows[0][0] == "'); DROP TABLE students; --"
-    assert rows[0][1] == "€" * 300000
-    assert rows[1] == (None, None, None)
+    table = wl_table(TABLE, [("Key's", "text"), ("select", "integer"), (COLUMNS[1], "text"), ("long", "text"),
+                             ("arr", "text[]")], pk=["Key's", "select"], schema=SCHEMA)
+    rows = wl_rows(target, table)
+    assert rows[(hostile_text, "1")][COLUMNS[1]] == "'); DROP TABLE students; --"
+    assert rows[(hostile_text, "1")]["long"] == "€" * 300000
+    assert [rows[("all nulls", "2")][c] for c in (COLUMNS[1], "long", "arr")] == [None, None, None]
     # A change and a delete flow through the same names.
     mdb.execute(f"UPDATE {relation} SET long = 'short' WHERE {ident('select')} = 1")
     mdb.execute(f"DELETE FROM {relation} WHERE {ident('select')} = 2")
     assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
-    assert wl_query(target, f"SELECT long FROM {wl_table}") == [("short",)]
+    assert [row["long"] for row in wl_rows(target, table).values()] == ["short"]
     assert run_cli("verify", "--source", mdb_dsn, "--target", target).returncode == 0

@@ -3,17 +3,14 @@ import time
 
 import pytest
 
-from tests.driver_helpers import DriverProcess, run_cli, wait_until, wl_titles
-from wlsync_sinks import Column, Table, open_sink
-
-MOVIES = Table("public", "movies", (Column("id", "integer", "int4", True, 1),
-                                    Column("title", "text", "text", True, None)))
+from tests.driver_helpers import MOVIES, DriverProcess, run_cli, wait_until, wl_titles
+from wlsync_sinks import open_sink
 
 
 def batch(version: int, key: int, title: str | None) -> list[dict]:
     return [{"table_schema": "public", "table_name": "movies", "pk": {"id": str(key)}, "version": version,
              "action": "delete" if title is None else "upsert",
-             "row_data": None if title is None else {"id": str(key), "title": title}}]
+             "row_data": None if title is None else {"id": str(key), "title": title, "year": None}}]
 
 
 def test_the_sink_applies_a_key_only_from_a_newer_batch(target):

@@ -1,44 +1,60 @@
-"""WL sinks: where the driver writes. The interface and the pieces every sink
-shares live here; each datastore has a module of its own (sqlite.py, postgres.py).
+"""WL sinks: where the driver writes. The interface (``Sink``) and the pieces every
+sink shares live here; each datastore has a module of its own (sqlite.py,
+postgres.py). A sink is found by its URL's scheme in the entry-point group
+``wlsync.sinks`` (see ``open_sink``), so a sink of your own is a package that
+registers one class there. README.md, "Writing a sink", has a complete example.
 
 A sink receives what ``wlsync.claim_sync_events`` returns: per key an action
 ('upsert' or 'delete'), the key and the row with every value as PostgreSQL
-text. It keeps, for every tracked table, a WL table of the same column names
-that holds exactly the live rows. Applying a batch is idempotent (upsert of the
-current row, delete of a gone one), so redelivery after a crash is harmless.
+text, and the batch's fencing version. It keeps, for every tracked table, the
+live rows under the same column names.
 
 Fencing: every batch carries a version (wlsync.claim_version_seq, drawn after
-its keys were locked in MDB). Beside the tables, ``_wlsync_versions`` holds the
-last version applied to each key, live or deleted; a batch writes a key only if
-its version is newer, checked and recorded under the registry row's lock in the
-same WL transaction. So a batch that arrives late, after MDB ended its claim
-(timeout, pg_terminate_backend, restart) and another driver wrote a newer state,
-changes nothing. Entries of deleted keys are pruned after VERSION_RETENTION
-seconds: a batch never commits WL later than its claim timeout (60 s default).
+its keys were locked in MDB). Beside the rows, WL records the last version
+applied to each key, live or deleted; a batch writes a key only if its version
+is newer, checked and recorded atomically with the write. So a batch that
+arrives late, after MDB ended its claim (timeout, pg_terminate_backend, restart)
+and another driver wrote a newer state, changes nothing. A sink may forget the
+versions of deleted keys after VERSION_RETENTION seconds: a batch never commits
+WL later than its claim timeout (60 s default).
 
 WL table names: ``public.movies`` becomes ``movies``; other schemas keep their
 schema in the name (``app.cast`` becomes the table ``"app.cast"``).
 """
 from __future__ import annotations
 
+import importlib
 import json
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator
-from urllib.parse import urlsplit
+from importlib.metadata import entry_points
+from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
+from wlsync_db import one_line
 
-VERSIONS = "_wlsync_versions"
-VERSION_RETENTION = 3600.0  # seconds a deleted key's version is kept
-PRUNE_EVERY = 1000          # batches between prunings
+VERSIONS = "_wlsync_versions"  # the name SQL sinks give their version registry
+VERSION_RETENTION = 3600.0     # seconds a deleted key's version is kept
+PRUNE_EVERY = 1000             # batches between prunings
+
+ENTRY_POINT_GROUP = "wlsync.sinks"
+# The sinks shipped with wlsync, as pyproject.toml registers them: used when no
+# installed distribution registers the scheme (a plain checkout, PYTHONPATH=.).
+BUILTIN_SINKS = {
+    "sqlite": "wlsync_sinks.sqlite:SQLiteSink",
+    "postgresql": "wlsync_sinks.postgres:PostgresSink",
+    "postgres": "wlsync_sinks.postgres:PostgresSink",
+}
 
 
 class SinkError(Exception):
-    """A WL write failed; the batch is not in WL.
+    """A WL operation failed; for ``apply``, the batch is not in WL.
 
     ``rejected``: WL refused the data itself (a constraint, a value it cannot
     store, a row too large): retrying the same rows will fail the same way, so
     the driver isolates the rows at fault. Otherwise the failure is WL's state
-    (unreachable, locked, timed out): the whole batch is retried later.
+    (unreachable, locked, timed out): the driver retries later.
     """
 
     def __init__(self, message: str, rejected: bool = False):
@@ -46,14 +62,14 @@ class SinkError(Exception):
         self.rejected = rejected
 
 
+class TargetError(Exception):
+    """The --target or --sink-class is unusable (unknown scheme, malformed URL, no such class)."""
+
+
 # SQLSTATE classes meaning "WL refuses this data": data exception, integrity
 # constraint violation, program limit exceeded (row or index entry too large),
 # and errors raised by WL's own triggers.
 REJECTING_SQLSTATE_CLASSES = ("22", "23", "54", "P0")
-
-
-class TargetError(Exception):
-    """The --target is unusable (bad URL, unwritable file, unreachable server)."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +89,16 @@ class Table:
 
     @property
     def wl_name(self) -> str:
-        return self.name if self.schema == "public" else f"{self.schema}.{self.name}"
+        return wl_name(self.schema, self.name)
 
     @property
     def pk(self) -> list[Column]:
         return sorted((c for c in self.columns if c.pk_position), key=lambda c: c.pk_position)
+
+
+def wl_name(schema: str, name: str) -> str:
+    """A table's name in WL (see the module's docstring)."""
+    return name if schema == "public" else f"{schema}.{name}"
 
 
 def tables_from_rows(rows: Iterable[tuple]) -> dict[tuple[str, str], Table]:
@@ -88,56 +109,183 @@ def tables_from_rows(rows: Iterable[tuple]) -> dict[tuple[str, str], Table]:
     return {key: Table(key[0], key[1], tuple(cols)) for key, cols in grouped.items()}
 
 
-def open_sink(target: str) -> "Sink":
-    """A sink for ``sqlite:///path`` or ``postgresql://...``."""
-    scheme = urlsplit(target).scheme
-    if target.startswith("sqlite:///") and len(target) > len("sqlite:///"):
-        from wlsync_sinks.sqlite import SQLiteSink
-        # As in SQLAlchemy: sqlite:///wl.db is relative, sqlite:////srv/wl.db absolute.
-        return SQLiteSink(target[len("sqlite:///"):])
-    if scheme in ("postgresql", "postgres"):
-        from wlsync_sinks.postgres import PostgresSink
-        return PostgresSink(target)
-    raise TargetError(f"unknown target {target!r}: use sqlite:///wl.db (relative), sqlite:////abs/wl.db "
-                      "or postgresql://user@host/dbname")
-
-
 class Sink:
-    """What the driver needs from WL."""
+    """What the driver needs from WL. Subclass it and implement the five methods
+    ``ensure_tables``, ``apply``, ``max_version``, ``rows_by_key`` and ``keys``.
+
+    Construction: ``cls(url)`` with the --target URL, as given. Connect lazily
+    (the ``connection`` property calls ``open`` on first use): the constructor
+    only checks the URL and raises TargetError when it is malformed.
+
+    Errors: raise SinkError, never the store's own exceptions, so that the
+    driver names WL (not MDB) as the side that failed. Wrapping each method's
+    body in ``with self.guard("what it does"):`` does that: it turns any
+    exception into SinkError, marked ``rejected`` when ``is_rejection`` says the
+    store refused the data, and otherwise drops the connection so that the next
+    call reconnects. A sink that keeps a dead connection stalls the driver.
+
+    Threads: the driver calls a sink from one thread, one call at a time.
+    Several driver processes may write one WL at once, each with its own sink.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self._connection: Any = None
+
+    # -- to implement ------------------------------------------------------------------
 
     def ensure_tables(self, tables: dict[tuple[str, str], Table]) -> None:
+        """Make WL ready to store these tables: create what is missing, add columns
+        that appeared in MDB, keep columns MDB dropped. Called before the first
+        batch of a table and whenever its columns change; must be idempotent and
+        safe while another driver does the same."""
         raise NotImplementedError
 
     def apply(self, rows: list[dict], deadline: float) -> None:
-        """Write one claimed batch in one WL transaction and commit it, keeping of
-        each key only a version newer than WL's; roll back instead of committing
-        after ``deadline`` (time.monotonic()), when MDB may have ended the claim."""
-        raise NotImplementedError
+        """Write one claimed batch atomically: all of it or none of it is in WL.
 
-    def rows_by_key(self, table: Table, pks: list[dict]) -> list[dict | None]:
-        """WL's rows (as PostgreSQL text, like row_data) for the given text keys."""
+        Each row has ``table_schema``, ``table_name``, ``pk`` (a dict of text),
+        ``action`` ('upsert' or 'delete'), ``row_data`` (a dict of text or None
+        values for an upsert, None for a delete) and ``version``. Fencing: a key
+        is written only by a row whose version is newer than the one WL recorded
+        for that key, and the row's version is recorded with the write (deletes
+        too), in the same atomic step. ``group_by_table`` gives the newest row per
+        key, in key order. Applying a batch again changes nothing, so redelivery
+        is harmless. Do not commit after ``deadline`` (time.monotonic()), when MDB
+        may have ended the claim: ``check_deadline`` right before the commit, and
+        wait for locks no longer than ``seconds_left``. Raise SinkError(rejected=
+        True) when WL refuses the data; the driver then splits the batch to find
+        the rows at fault."""
         raise NotImplementedError
 
     def max_version(self) -> int:
-        """The highest batch version WL has recorded (0 for a new WL)."""
+        """The highest version WL has recorded (0 for a new WL). The driver lifts
+        MDB's version sequence above it when it connects (MDB restored from a
+        backup must not have its batches refused as stale)."""
+        raise NotImplementedError
+
+    def rows_by_key(self, table: Table, pks: list[dict]) -> list[dict | None]:
+        """For verify: WL's row for each key (a dict of text, as in row_data, with
+        at least ``table``'s columns), or None where WL has no row; in ``pks``'
+        order. A table ensure_tables never saw reads as empty."""
         raise NotImplementedError
 
     def keys(self, table: Table, chunk: int) -> Iterator[list[dict]]:
-        """Every key WL holds for ``table``, in chunks."""
+        """For verify: every key WL holds for ``table`` (dicts of text, as ``pk``),
+        in lists of at most ``chunk``. A table ensure_tables never saw has none."""
         raise NotImplementedError
+
+    # -- connection handling, shared -----------------------------------------------------
+
+    def open(self) -> Any:
+        """Open and return a connection to WL (used through ``connection``)."""
+        raise NotImplementedError
+
+    @property
+    def connection(self) -> Any:
+        """The open connection, opened now if there is none."""
+        if self._connection is None:
+            try:
+                self._connection = self.open()
+            except SinkError:
+                raise
+            except Exception as exc:
+                raise SinkError(f"{self.name}: cannot connect: {error_text(exc)}") from exc
+        return self._connection
+
+    def reset(self) -> None:
+        """Drop the connection (it may be dead); the next use opens a new one."""
+        conn, self._connection = self._connection, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # closing a broken connection may fail: it is gone either way
+                pass
 
     def close(self) -> None:
-        raise NotImplementedError
+        """Release what the sink holds; the driver calls it once, at exit."""
+        self.reset()
+
+    def is_rejection(self, exc: Exception) -> bool:
+        """Whether the store's exception means it refuses the data (see SinkError)."""
+        return False
+
+    @property
+    def name(self) -> str:
+        """WL in messages: the URL without its password."""
+        return redact(self.url)
+
+    @contextmanager
+    def guard(self, action: str):
+        """Turn failures of the block into SinkError naming WL and ``action``; drop
+        the connection after any failure that is not a rejection of the data."""
+        try:
+            yield
+        except SinkError as exc:
+            if not exc.rejected:
+                self.reset()
+            raise
+        except Exception as exc:
+            rejected = self.is_rejection(exc)
+            if not rejected:
+                self.reset()
+            raise SinkError(f"{self.name}: {action}: {error_text(exc)}", rejected) from exc
 
 
-def same_value(column: Column, mdb_text: str | None, wl_text: str | None) -> bool:
-    """Whether WL holds MDB's value. Floats compare as numbers: their text forms
-    differ between stores (1e+15 vs 1000000000000000.0) for the same double."""
-    if column.base_type in ("float4", "float8") and mdb_text is not None and wl_text is not None:
-        a, b = float(mdb_text), float(wl_text)
-        return a == b or (a != a and b != b)
-    return mdb_text == wl_text
+# -- finding a sink ------------------------------------------------------------------------
 
+def open_sink(target: str, sink_class: str | None = None) -> Sink:
+    """The sink for a --target URL: the class registered for its scheme in the
+    entry-point group ``wlsync.sinks``, or ``sink_class`` ("module:Class") when
+    given, constructed with the URL. Raises TargetError with one line."""
+    scheme = urlsplit(target).scheme if "://" in target else ""
+    if sink_class is None:
+        if not scheme:
+            raise TargetError(f"target {target!r} is not a URL: give scheme://..., "
+                              f"e.g. sqlite:///wl.db; installed sinks: {', '.join(sorted(installed_sinks()))}")
+        sinks = installed_sinks()
+        if scheme not in sinks:
+            raise TargetError(f"unknown target scheme {scheme!r} in {redact(target)!r}; installed sinks: "
+                              f"{', '.join(sorted(sinks))} (install one, or name a class with --sink-class "
+                              "module:Class)")
+        sink_class = sinks[scheme]
+    cls = load_sink_class(sink_class)
+    return cls(target)
+
+
+def installed_sinks() -> dict[str, str]:
+    """scheme -> "module:Class", from the entry points, else the built-in ones."""
+    found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {**BUILTIN_SINKS, **found}
+
+
+def load_sink_class(spec: str) -> type[Sink]:
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        raise TargetError(f"sink class {spec!r}: expected module:Class, e.g. mypackage.mymodule:MySink")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise TargetError(f"cannot load sink class {spec!r}: {error_text(exc)}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Sink)):
+        raise TargetError(f"sink class {spec!r} is not a subclass of wlsync_sinks.Sink")
+    return cls
+
+
+def redact(url: str) -> str:
+    """A URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {one_line(exc)}"
+
+
+# -- fencing and batches -------------------------------------------------------------------
 
 def group_by_table(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     """Rows per table, one per key (the newest version wins), in key order so that
@@ -152,5 +300,69 @@ def group_by_table(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 
 def key_text(pk: dict) -> str:
-    """The canonical text of a key, as the version registry stores it."""
+    """The canonical text of a key (one spelling per key): how WL stores keys it
+    cannot keep as columns, e.g. in a version registry."""
     return json.dumps(pk, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def is_newer(version: int, recorded: int | None) -> bool:
+    """The fencing rule: a row may be written when WL has no version for its key
+    or an older one."""
+    return recorded is None or version > recorded
+
+
+def seconds_left(deadline: float) -> float:
+    """Time until the batch's deadline: the longest a sink may wait for WL."""
+    return deadline - time.monotonic()
+
+
+def check_deadline(deadline: float) -> None:
+    """Call right before committing: past the deadline, MDB may have ended the claim."""
+    if seconds_left(deadline) <= 0:
+        raise SinkError("the batch outlived its claim timeout; rolled back")
+
+
+# -- values ----------------------------------------------------------------------------------
+# Values travel as PostgreSQL text. A store with native types converts the types it
+# holds losslessly and keeps every other value (numeric, dates and times, json,
+# arrays, uuid, enums, ...) as that exact text, which verify compares as is.
+
+INTEGER_TYPES = frozenset({"int2", "int4", "int8", "oid"})
+FLOAT_TYPES = frozenset({"float4", "float8"})
+
+
+def from_text(column: Column, text: str | None):
+    """PostgreSQL's text form to a Python value: int, bool, float, bytes; else the text."""
+    if text is None:
+        return None
+    kind = column.base_type
+    if kind in INTEGER_TYPES:
+        return int(text)
+    if kind == "bool":
+        return text == "t"
+    if kind in FLOAT_TYPES:
+        return float(text)
+    if kind == "bytea":
+        return bytes.fromhex(text[2:])
+    return text
+
+
+def to_text(column: Column, value) -> str | None:
+    """Back to PostgreSQL's text form, for verify (floats compare by value: see same_value)."""
+    if value is None:
+        return None
+    kind = column.base_type
+    if kind == "bool":
+        return "t" if value else "f"
+    if kind == "bytea":
+        return "\\x" + bytes(value).hex()
+    return str(value)
+
+
+def same_value(column: Column, mdb_text: str | None, wl_text: str | None) -> bool:
+    """Whether WL holds MDB's value. Floats compare as numbers: their text forms
+    differ between stores (1e+15 vs 1000000000000000.0) for the same double."""
+    if column.base_type in FLOAT_TYPES and mdb_text is not None and wl_text is not None:
+        a, b = float(mdb_text), float(wl_text)
+        return a == b or (a != a and b != b)
+    return mdb_text == wl_text

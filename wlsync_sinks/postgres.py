@@ -1,15 +1,15 @@
-"""A separate PostgreSQL database as WL."""
+"""A separate PostgreSQL database as WL. Target: a libpq URL, postgresql://user@host:port/dbname."""
 from __future__ import annotations
 
 import json
-import time
 
 import psycopg
 from psycopg import sql
 
 from wlsync_db import describe, one_line
 from wlsync_sinks import (PRUNE_EVERY, REJECTING_SQLSTATE_CLASSES, VERSION_RETENTION, VERSIONS, Column, Sink,
-                          SinkError, Table, TargetError, group_by_table)
+                          Table, TargetError, check_deadline, group_by_table, redact, seconds_left)
+
 
 class PostgresSink(Sink):
     """A separate PostgreSQL database as WL: same column names and types.
@@ -19,40 +19,48 @@ class PostgresSink(Sink):
     rows travel as one jsonb array of PostgreSQL text values, cast back in SQL.
     """
 
-    def __init__(self, dsn: str):
+    def __init__(self, url: str):
+        super().__init__(url)
         try:
-            self.conn = psycopg.connect(dsn, connect_timeout=10)
-            self.conn.execute("SET TimeZone = 'UTC'")
-            self.conn.commit()
-        except psycopg.Error as exc:
-            raise TargetError(f"cannot connect to target {describe(dsn)}: {one_line(exc)}") from None
+            psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise TargetError(f"invalid PostgreSQL target {redact(url)!r}: {one_line(exc)}") from None
         self.tables: dict[tuple[str, str], Table] = {}
         self.batches = 0
+
+    @property
+    def name(self) -> str:
+        return f"PostgreSQL {describe(self.url)}"
+
+    def open(self) -> psycopg.Connection:
+        conn = psycopg.connect(self.url, connect_timeout=10)
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.commit()
+        return conn
+
+    def is_rejection(self, exc):
+        return isinstance(exc, psycopg.Error) and (exc.sqlstate or "")[:2] in REJECTING_SQLSTATE_CLASSES
 
     @staticmethod
     def _type(column: Column) -> sql.Composable:
         return sql.SQL(column.data_type if column.builtin else "text")
 
     def ensure_tables(self, tables):
-        try:
-            self._ensure_tables(tables)
-        except psycopg.Error as exc:  # e.g. another driver creating the same table
-            raise SinkError(f"PostgreSQL target: preparing tables: {one_line(exc)}") from exc
-
-    def _ensure_tables(self, tables):
-        with self.conn.transaction():
-            self.conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text NOT NULL, pk jsonb NOT NULL, "
-                                      "version bigint NOT NULL, deleted_at timestamptz, "
-                                      "PRIMARY KEY (table_name, pk))").format(sql.Identifier(VERSIONS)))
+        # Fails e.g. when another driver creates the same table at the same time.
+        with self.guard("preparing tables"), self.connection.transaction():
+            conn = self.connection
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text NOT NULL, pk jsonb NOT NULL, "
+                                 "version bigint NOT NULL, deleted_at timestamptz, "
+                                 "PRIMARY KEY (table_name, pk))").format(sql.Identifier(VERSIONS)))
             for key, table in tables.items():
                 name = sql.Identifier(table.wl_name)
-                self.conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+                conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
                     name,
                     sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), self._type(c))
                                        for c in table.columns),
                     sql.SQL(", ").join(sql.Identifier(c.name) for c in table.pk)))
                 for column in table.columns:
-                    self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                         name, sql.Identifier(column.name), self._type(column)))
                 self.tables[key] = table
 
@@ -61,28 +69,33 @@ class PostgresSink(Sink):
             sql.SQL("({}->>{})::{}").format(sql.SQL(source), sql.Literal(c.name), self._type(c)) for c in columns)
 
     def apply(self, rows, deadline):
-        try:
-            with self.conn.transaction():
+        with self.guard("writing a batch"):
+            check_deadline(deadline)
+            conn = self.connection
+            with conn.transaction():
+                # Wait for WL's locks and statements no longer than the batch may live.
+                conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
+                    sql.Literal(max(1, int(seconds_left(deadline) * 1000)))))
                 for (schema, name), group in group_by_table(rows).items():
                     table = self.tables[(schema, name)]
                     batch = [{"pk": r["pk"], "v": r["version"], "row": r["row_data"]} for r in group]
-                    self.conn.execute(self._apply_sql(table), [json.dumps(batch), table.wl_name])
+                    conn.execute(self._apply_sql(table), [json.dumps(batch), table.wl_name])
                 self.batches += 1
                 if self.batches % PRUNE_EVERY == 1:
-                    self.conn.execute(sql.SQL("DELETE FROM {} WHERE deleted_at < now() - %s * interval '1 second'")
-                                      .format(sql.Identifier(VERSIONS)), [VERSION_RETENTION])
-                if time.monotonic() > deadline:
-                    raise SinkError("the batch outlived its claim timeout; rolled back")
-        except psycopg.Error as exc:
-            state = exc.sqlstate or ""
-            raise SinkError(f"PostgreSQL target: {one_line(exc)}", state[:2] in REJECTING_SQLSTATE_CLASSES) from exc
+                    conn.execute(sql.SQL("DELETE FROM {} WHERE deleted_at < now() - %s * interval '1 second'")
+                                 .format(sql.Identifier(VERSIONS)), [VERSION_RETENTION])
+                check_deadline(deadline)
 
     def max_version(self):
-        with self.conn.transaction():
-            if self.conn.execute("SELECT to_regclass(%s) IS NULL", [VERSIONS]).fetchone()[0]:
+        with self.guard("reading the highest version"), self.connection.transaction():
+            if not self._exists(VERSIONS):
                 return 0
-            return self.conn.execute(sql.SQL("SELECT coalesce(max(version), 0) FROM {}")
-                                     .format(sql.Identifier(VERSIONS))).fetchone()[0]
+            return self.connection.execute(sql.SQL("SELECT coalesce(max(version), 0) FROM {}")
+                                           .format(sql.Identifier(VERSIONS))).fetchone()[0]
+
+    def _exists(self, name: str) -> bool:
+        return self.connection.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                       [sql.Identifier(name).as_string(self.connection)]).fetchone()[0]
 
     def _apply_sql(self, table: Table) -> sql.Composable:
         """One statement per table and batch: advance the keys' versions, then
@@ -142,23 +155,24 @@ class PostgresSink(Sink):
             sql.Identifier(table.wl_name),
             sql.SQL(" AND ").join(sql.SQL("t.{} = (k.pk->>{})::{}").format(
                 sql.Identifier(c.name), sql.Literal(c.name), self._type(c)) for c in table.pk))
-        with self.conn.transaction():
-            self.conn.execute(RENDER_SETTINGS)
-            return [row[0] for row in self.conn.execute(query, [json.dumps(pks)])]
+        with self.guard("reading rows"), self.connection.transaction():
+            if not self._exists(table.wl_name):
+                return [None] * len(pks)
+            self.connection.execute(RENDER_SETTINGS)
+            return [row[0] for row in self.connection.execute(query, [json.dumps(pks)])]
 
     def keys(self, table, chunk):
         names = [c.name for c in table.pk]
-        with self.conn.transaction():
-            self.conn.execute(RENDER_SETTINGS)
-            with self.conn.cursor(name="wlsync_verify_keys") as cursor:
+        with self.guard("listing keys"), self.connection.transaction():
+            if not self._exists(table.wl_name):
+                return
+            self.connection.execute(RENDER_SETTINGS)
+            with self.connection.cursor(name="wlsync_verify_keys") as cursor:
                 cursor.execute(sql.SQL("SELECT {} FROM {}").format(
                     sql.SQL(", ").join(output_text(sql.Identifier(n)) for n in names),
                     sql.Identifier(table.wl_name)))
                 while batch := cursor.fetchmany(chunk):
                     yield [dict(zip(names, row)) for row in batch]
-
-    def close(self):
-        self.conn.close()
 
 
 def output_text(value: sql.Composable) -> sql.Composable:

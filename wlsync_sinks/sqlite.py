@@ -1,12 +1,17 @@
-"""SQLite as WL: the embedded default (a file, no server)."""
+"""SQLite as WL: the embedded default (a file, no server).
+
+Target URL, as in SQLAlchemy: sqlite:///wl.db is relative, sqlite:////srv/wl.db absolute.
+"""
 from __future__ import annotations
 
 import sqlite3
 import time
 from pathlib import Path
 
-from wlsync_sinks import (PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, SinkError, Table,
-                          TargetError, group_by_table, key_text)
+from wlsync_sinks import (FLOAT_TYPES, PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, Table, TargetError,
+                          check_deadline, from_text, group_by_table, key_text, seconds_left, to_text)
+
+PREFIX = "sqlite:///"
 
 # PostgreSQL base type -> SQLite column type. Values arrive as PostgreSQL text and
 # are stored natively where SQLite has a lossless type; the rest stay text (exact).
@@ -17,109 +22,102 @@ SQLITE_TYPES = {
 
 
 def to_sqlite(column: Column, text: str | None):
-    if text is None:
-        return None
-    kind = column.base_type
-    if kind in ("int2", "int4", "int8", "oid"):
-        return int(text)
-    if kind == "bool":
-        return 1 if text == "t" else 0
-    if kind in ("float4", "float8"):
-        # SQLite stores NaN as NULL: keep it as text, which its REAL column keeps as is.
-        return text if text == "NaN" else float(text)
-    if kind == "bytea":
-        return bytes.fromhex(text[2:])
-    return text
-
-
-def from_sqlite(column: Column, value) -> str | None:
-    """Back to PostgreSQL's text form, for verify (floats compare by value: see same_value)."""
-    if value is None:
-        return None
-    kind = column.base_type
-    if kind == "bool":
-        return "t" if value else "f"
-    if kind == "bytea":
-        return "\\x" + bytes(value).hex()
-    return str(value)
+    if column.base_type in FLOAT_TYPES and text == "NaN":
+        return text  # SQLite stores a NaN REAL as NULL; its REAL column keeps the text as is
+    return from_text(column, text)
 
 
 def quote_sqlite(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def sqlite_type(column: Column) -> str:
+    return SQLITE_TYPES.get(column.base_type, "TEXT")
+
+
 class SQLiteSink(Sink):
-    def __init__(self, path: str):
-        self.path = path
-        try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")  # WL commits before MDB: it must be durable
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {VERSIONS} (table_name TEXT NOT NULL, pk TEXT NOT NULL, "
-                            "version INTEGER NOT NULL, deleted_at REAL, PRIMARY KEY (table_name, pk))")
-        except sqlite3.Error as exc:
-            raise TargetError(f"cannot use SQLite file {Path(path).resolve()}: {exc}") from None
+    def __init__(self, url: str):
+        super().__init__(url)
+        if not url.startswith(PREFIX) or len(url) == len(PREFIX):
+            raise TargetError(f"SQLite target {url!r}: use sqlite:///wl.db (relative) or sqlite:////abs/wl.db")
+        self.path = str(Path(url[len(PREFIX):]).resolve())
         self.tables: dict[tuple[str, str], Table] = {}
         self.batches = 0
 
-    def ensure_tables(self, tables):
-        try:
-            self._ensure_tables(tables)
-        except sqlite3.Error as exc:  # e.g. another driver creating the same table
-            raise SinkError(f"SQLite {self.path}: preparing tables: {exc}") from exc
+    @property
+    def name(self) -> str:
+        return f"SQLite file {self.path}"
 
-    def _ensure_tables(self, tables):
-        for key, table in tables.items():
-            name = quote_sqlite(table.wl_name)
-            existing = {row[1] for row in self.db.execute(f"PRAGMA table_info({name})")}
-            if not existing:
-                columns = ", ".join(f"{quote_sqlite(c.name)} {SQLITE_TYPES.get(c.base_type, 'TEXT')}"
-                                    for c in table.columns)
-                pk = ", ".join(quote_sqlite(c.name) for c in table.pk)
-                self.db.execute(f"CREATE TABLE {name} ({columns}, PRIMARY KEY ({pk}))")
-            else:
-                for column in table.columns:
-                    if column.name not in existing:
-                        self.db.execute(f"ALTER TABLE {name} ADD COLUMN {quote_sqlite(column.name)} "
-                                        f"{SQLITE_TYPES.get(column.base_type, 'TEXT')}")
-            self.tables[key] = table
+    def open(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")  # WL commits before MDB: it must be durable
+            db.execute(f"CREATE TABLE IF NOT EXISTS {VERSIONS} (table_name TEXT NOT NULL, pk TEXT NOT NULL, "
+                       "version INTEGER NOT NULL, deleted_at REAL, PRIMARY KEY (table_name, pk))")
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def is_rejection(self, exc):
+        return isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, ValueError, KeyError))
+
+    def ensure_tables(self, tables):
+        with self.guard("preparing tables"):  # fails e.g. when another driver creates the same table
+            db = self.connection
+            for key, table in tables.items():
+                name = quote_sqlite(table.wl_name)
+                existing = {row[1] for row in db.execute(f"PRAGMA table_info({name})")}
+                if not existing:
+                    columns = ", ".join(f"{quote_sqlite(c.name)} {sqlite_type(c)}" for c in table.columns)
+                    pk = ", ".join(quote_sqlite(c.name) for c in table.pk)
+                    db.execute(f"CREATE TABLE {name} ({columns}, PRIMARY KEY ({pk}))")
+                else:
+                    for column in table.columns:
+                        if column.name not in existing:
+                            db.execute(f"ALTER TABLE {name} ADD COLUMN {quote_sqlite(column.name)} "
+                                       f"{sqlite_type(column)}")
+                self.tables[key] = table
 
     def apply(self, rows, deadline):
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            for (schema, name), group in group_by_table(rows).items():
-                table = self.tables[(schema, name)]
-                fresh = [r for r in group if self._advance(table, r)]
-                upserts = [r["row_data"] for r in fresh if r["action"] == "upsert"]
-                deletes = [r["pk"] for r in fresh if r["action"] == "delete"]
-                if upserts:
-                    self.db.executemany(self._upsert_sql(table),
-                                        [[to_sqlite(c, data[c.name]) for c in table.columns] for data in upserts])
-                if deletes:
-                    self.db.executemany(self._delete_sql(table),
-                                        [[to_sqlite(c, pk[c.name]) for c in table.pk] for pk in deletes])
-            self.batches += 1
-            if self.batches % PRUNE_EVERY == 1:
-                self.db.execute(f"DELETE FROM {VERSIONS} WHERE deleted_at < ?", [time.time() - VERSION_RETENTION])
-            if time.monotonic() > deadline:
-                raise SinkError("the batch outlived its claim timeout; rolled back")
-            self.db.execute("COMMIT")
-        except (sqlite3.Error, ValueError, KeyError, SinkError) as exc:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            if isinstance(exc, SinkError):
+        with self.guard("writing a batch"):
+            db = self.connection
+            # Wait for another writer's lock (another driver, a reader's checkpoint,
+            # someone holding the file) no longer than the batch may live.
+            db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds_left(deadline) * 1000))}")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for (schema, name), group in group_by_table(rows).items():
+                    table = self.tables[(schema, name)]
+                    fresh = [r for r in group if self._advance(table, r)]
+                    upserts = [r["row_data"] for r in fresh if r["action"] == "upsert"]
+                    deletes = [r["pk"] for r in fresh if r["action"] == "delete"]
+                    if upserts:
+                        db.executemany(self._upsert_sql(table),
+                                       [[to_sqlite(c, data[c.name]) for c in table.columns] for data in upserts])
+                    if deletes:
+                        db.executemany(self._delete_sql(table),
+                                       [[to_sqlite(c, pk[c.name]) for c in table.pk] for pk in deletes])
+                self.batches += 1
+                if self.batches % PRUNE_EVERY == 1:
+                    db.execute(f"DELETE FROM {VERSIONS} WHERE deleted_at < ?", [time.time() - VERSION_RETENTION])
+                check_deadline(deadline)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            rejected = isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, ValueError, KeyError))
-            raise SinkError(f"SQLite {self.path}: {exc}", rejected) from exc
 
     def max_version(self):
-        return self.db.execute(f"SELECT coalesce(max(version), 0) FROM {VERSIONS}").fetchone()[0]
+        with self.guard("reading the highest version"):
+            return self.connection.execute(f"SELECT coalesce(max(version), 0) FROM {VERSIONS}").fetchone()[0]
 
     def _advance(self, table: Table, row: dict) -> bool:
         """Record the row's version for its key if newer; whether it was."""
         deleted_at = time.time() if row["action"] == "delete" else None
-        return self.db.execute(
+        return self.connection.execute(
             f"INSERT INTO {VERSIONS} (table_name, pk, version, deleted_at) VALUES (?, ?, ?, ?) "
             f"ON CONFLICT (table_name, pk) DO UPDATE SET version = excluded.version, deleted_at = excluded.deleted_at "
             f"WHERE excluded.version > {VERSIONS}.version RETURNING 1",
@@ -140,24 +138,28 @@ class SQLiteSink(Sink):
         where = " AND ".join(f"{quote_sqlite(c.name)} = ?" for c in table.pk)
         return f"DELETE FROM {quote_sqlite(table.wl_name)} WHERE {where}"
 
+    def _exists(self, table: Table) -> bool:
+        return self.connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                       [table.wl_name]).fetchone() is not None
+
     def rows_by_key(self, table, pks):
-        cols = ", ".join(quote_sqlite(c.name) for c in table.columns)
-        where = " AND ".join(f"{quote_sqlite(c.name)} = ?" for c in table.pk)
-        query = f"SELECT {cols} FROM {quote_sqlite(table.wl_name)} WHERE {where}"
-        result = []
-        for pk in pks:
-            row = self.db.execute(query, [to_sqlite(c, pk[c.name]) for c in table.pk]).fetchone()
-            result.append(None if row is None else
-                          {c.name: from_sqlite(c, v) for c, v in zip(table.columns, row)})
-        return result
+        with self.guard("reading rows"):
+            if not self._exists(table):
+                return [None] * len(pks)
+            cols = ", ".join(quote_sqlite(c.name) for c in table.columns)
+            where = " AND ".join(f"{quote_sqlite(c.name)} = ?" for c in table.pk)
+            query = f"SELECT {cols} FROM {quote_sqlite(table.wl_name)} WHERE {where}"
+            result = []
+            for pk in pks:
+                row = self.connection.execute(query, [to_sqlite(c, pk[c.name]) for c in table.pk]).fetchone()
+                result.append(None if row is None else {c.name: to_text(c, v) for c, v in zip(table.columns, row)})
+            return result
 
     def keys(self, table, chunk):
-        cols = ", ".join(quote_sqlite(c.name) for c in table.pk)
-        cursor = self.db.execute(f"SELECT {cols} FROM {quote_sqlite(table.wl_name)}")
-        while batch := cursor.fetchmany(chunk):
-            yield [{c.name: from_sqlite(c, v) for c, v in zip(table.pk, row)} for row in batch]
-
-    def close(self):
-        self.db.close()
-
-
+        with self.guard("listing keys"):
+            if not self._exists(table):
+                return
+            cols = ", ".join(quote_sqlite(c.name) for c in table.pk)
+            cursor = self.connection.execute(f"SELECT {cols} FROM {quote_sqlite(table.wl_name)}")
+            while batch := cursor.fetchmany(chunk):
+                yield [{c.name: to_text(c, v) for c, v in zip(table.pk, row)} for row in batch]
