@@ -137,6 +137,10 @@ DROP TABLE wlsync.queue;
 DROP TABLE wlsync.wakeup;
 DROP SEQUENCE wlsync.claim_version_seq;
 
+-- The columns each table's generated reader (wlsync._install_reader) was
+-- built for; NULL until wlsync.track generates it.
+ALTER TABLE wlsync.tracked_table ADD COLUMN reader_columns text;
+
 -- For DBAs and tests: every pending event, whichever slot holds it.
 CREATE VIEW wlsync.queue AS
 SELECT 0::smallint AS slot, q.table_id, q.pk, q.enqueued_at FROM wlsync.queue_0 AS q

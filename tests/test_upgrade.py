@@ -4,8 +4,9 @@ events pending and a WL already synced, upgrades with the real migrator
 (`make migrate`) and loses nothing; the upgraded schema equals a fresh install's.
 
 The previous release is taken from git history (its migrations, function files,
-migrator and driver) and installed with its own migrator, in a database that
-starts empty; its own driver syncs a SQLite WL before the upgrade.
+migrator and driver) and installed with its own migrator, in a database of the
+test's own that starts empty; its own driver syncs a SQLite WL before the upgrade,
+this release's driver drains it after.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.driver_helpers import ROOT, run_cli
+from tests.driver_helpers import ROOT, run_cli, wait_until
 
 PREVIOUS_RELEASE = "48e4962"
 # What the previous release needs to install itself and to drain: its migrations
@@ -30,11 +31,17 @@ ODD = '"Odd ""Name"" Table"'   # a table name with capitals, spaces and a double
 ODD_WL = 'Odd "Name" Table'     # its name in WL
 
 
-def run_python(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python ARGS` in `cwd`, importing that tree's modules (not the checkout's)."""
+def tree_env(tree: Path) -> dict:
+    """The environment of a program run from `tree`: it imports that tree's modules
+    (the checkout is also installed in the virtualenv, in editable mode)."""
     env = {k: v for k, v in os.environ.items() if k not in ("WLSYNC_SOURCE", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(cwd)
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+    env["PYTHONPATH"] = str(tree)
+    return env
+
+
+def run_python(tree: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python ARGS` with `tree` as working directory."""
+    return subprocess.run([sys.executable, *args], cwd=tree, env=tree_env(tree), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -92,7 +99,7 @@ def create_and_track_tables(conn) -> None:
     conn.execute("CREATE TABLE screenings (cinema text, starts_at timestamptz, seats int, note text,"
                  " PRIMARY KEY (cinema, starts_at))")
     conn.execute(f'CREATE TABLE {ODD} ("Key Col" int PRIMARY KEY, "Some Value" text)')
-    conn.execute(f"SELECT wlsync.track('movies'), wlsync.track('screenings'), wlsync.track(%s)", [ODD])
+    conn.execute("SELECT wlsync.track('movies'), wlsync.track('screenings'), wlsync.track(%s)", [ODD])
 
 
 def sqlite_rows(path: Path, query: str, params=()) -> list[tuple]:
@@ -152,7 +159,7 @@ def test_upgrade_from_previous_release_carries_pending_events_and_wl_ends_equal_
     with conn.transaction(force_rollback=True):
         conn.execute("UPDATE movies SET title = 'rolled back' WHERE id = 9")
     before = pending_events(conn)
-    assert len(before) >= 20
+    assert len(before) == 23   # 5 + 5 + 2 + 2 (key update) + 1 + 2 (key update) + 1 + 3 + 2 (poison update, failure)
     assert {(t, pk) for t, pk, _ in before} >= {(1, '{"id": 8}'), (1, '{"id": 1000}'), (1, '{"id": 30}')}
     assert sqlite_rows(wl_path, "SELECT title FROM movies WHERE id IN (1, 8, 30) ORDER BY id") == [
         ("title 1",), ("title 8",), ("title 30",)]
@@ -187,7 +194,8 @@ def test_upgrade_from_previous_release_carries_pending_events_and_wl_ends_equal_
 
     # Versions handed out now are above every version WL recorded under the
     # previous release (migration 0012's version offset), before any driver of
-    # this release has connected and raised them.
+    # this release has connected (a driver also raises them above its WL's
+    # highest version when it connects, wlsync.raise_claim_version).
     with conn.transaction(force_rollback=True):
         peek = conn.execute("SELECT min(version) FROM wlsync.claim_sync_events(10)").fetchone()[0]
     assert peek > wl_max_version, (peek, wl_max_version)
@@ -226,6 +234,35 @@ def test_upgrade_from_previous_release_carries_pending_events_and_wl_ends_equal_
     assert sqlite_rows(wl_path, f'SELECT "Key Col", "Some Value" FROM "{ODD_WL.replace(chr(34), chr(34) * 2)}"'
                                 ' ORDER BY 1') == [
         (1, None), (4, "it's \"odd\" 4"), (5, "it's \"odd\" 5"), (6, "six"), (7, "it's \"odd\" 3")]
+
+
+def test_an_event_committed_while_the_upgrade_runs_is_carried_over(old_install):
+    """A writer of the previous release commits its change (and its event in the
+    old queue table) while migration 0012 runs: the event must reach the ring."""
+    conn, dsn = old_install
+    conn.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
+    conn.execute("SELECT wlsync.track('movies')")
+    conn.execute("INSERT INTO movies VALUES (1, 'before the upgrade', 2000)")
+    with psycopg.connect(dsn) as writer:
+        writer.execute("INSERT INTO movies VALUES (2, 'committed during the upgrade', 2000)")
+        writer_pid = writer.info.backend_pid
+        upgrade = subprocess.Popen([sys.executable, "wlsync_migrate.py", "migrate", "--source", dsn], cwd=ROOT,
+                                   env=tree_env(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # The upgrade has started and waits for the writer's lock on the old queue.
+            wait_until(lambda: upgrade.poll() is not None or conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid NOT IN (pg_backend_pid(), %s)", [writer_pid]).fetchone()[0],
+                timeout=30, message="the upgrade to wait for the open writer")
+            writer.commit()
+            out, err = upgrade.communicate(timeout=60)
+        finally:
+            if upgrade.poll() is None:
+                upgrade.kill()
+                upgrade.wait()
+    assert upgrade.returncode == 0, out + err
+    assert conn.execute("SELECT id FROM movies ORDER BY id").fetchall() == [(1,), (2,)]
+    assert conn.execute("SELECT pk::text FROM wlsync.queue ORDER BY 1").fetchall() == [('{"id": 1}',), ('{"id": 2}',)]
 
 
 # The wlsync schema as the catalogs describe it, object by object (what

@@ -26,6 +26,7 @@ BEGIN
         DELETE FROM wlsync.queue_2 WHERE table_id = v_dropped.table_id;
         DELETE FROM wlsync.tracked_table WHERE table_id = v_dropped.table_id;  -- cascades
         EXECUTE format('DROP FUNCTION IF EXISTS wlsync.%I()', '_capture_row_' || v_dropped.table_id);
+        EXECUTE format('DROP FUNCTION IF EXISTS wlsync.%I(jsonb[])', '_read_rows_' || v_dropped.table_id);
     END LOOP;
 
     IF EXISTS (

@@ -22,7 +22,9 @@ AS $function$
 --   claim of it stopped (a shared, non-transactional resume point, so a
 --   drained prefix is never scanned again, however many dead rows an old
 --   snapshot keeps there); then a retired slot; then the current slot, which
---   rotation keeps small, from its start. Rows are locked FOR UPDATE SKIP
+--   rotation keeps small. Those two may still receive rows anywhere, so their
+--   scan starts at the first row the previous claim found and wraps around
+--   to the start when that is not enough. Rows are locked FOR UPDATE SKIP
 --   LOCKED in a MATERIALIZED CTE (a plain subquery with LIMIT may be run
 --   again and lock rows it does not return) and deleted by ctid.
 --
@@ -135,17 +137,30 @@ BEGIN
                 PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'),
                                coalesce(v_last_block, v_slot.sealed_blocks));
             ELSE
+                -- Rows still arrive here, possibly behind any point (a writer's
+                -- half-filled page, a long transaction committing late): scan
+                -- from the block where the first row of the previous claim
+                -- was, then wrap around to the start if that is not enough.
+                EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
                 EXECUTE format($sql$
-                    WITH head AS MATERIALIZED (
-                        SELECT q.ctid FROM wlsync.%1$I AS q LIMIT $1 FOR UPDATE SKIP LOCKED
+                    WITH ahead AS MATERIALIZED (
+                        SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+                    ), behind AS MATERIALIZED (
+                        SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid < $1
+                        LIMIT $2 - (SELECT count(*) FROM ahead) FOR UPDATE SKIP LOCKED
                     ), claimed AS (
-                        DELETE FROM wlsync.%1$I AS q WHERE q.ctid = ANY (ARRAY(SELECT h.ctid FROM head AS h))
-                        RETURNING q.table_id, q.pk, q.enqueued_at
+                        DELETE FROM wlsync.%1$I AS q
+                        WHERE q.ctid = ANY (ARRAY(SELECT a.ctid FROM ahead AS a UNION ALL SELECT b.ctid FROM behind AS b))
+                        RETURNING q.ctid, q.table_id, q.pk, q.enqueued_at
                     )
-                    SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.enqueued_at) FROM claimed AS c$sql$,
-                    'queue_' || v_slot.slot)
-                INTO v_ids, v_keys, v_times
-                USING v_room;
+                    SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.enqueued_at),
+                           min((c.ctid::text::point)[0])::bigint
+                    FROM claimed AS c$sql$, 'queue_' || v_slot.slot)
+                INTO v_ids, v_keys, v_times, v_last_block
+                USING format('(%s,0)', v_resume)::tid, v_room;
+                IF v_last_block IS NOT NULL THEN
+                    PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), v_last_block);
+                END IF;
             END IF;
             v_table_ids := v_table_ids || v_ids;
             v_pks := v_pks || v_keys;
@@ -211,19 +226,21 @@ BEGIN
         BEGIN
             RETURN QUERY
             WITH k AS MATERIALIZED (
-                SELECT k.pk, k.events, k.enqueued_at, k.attempts
+                SELECT row_number() OVER () AS n, k.pk, k.events, k.enqueued_at, k.attempts
                 FROM unnest(v_table_ids, v_pks, v_events, v_enqueued_at, v_attempts)
                      AS k(table_id, pk, events, enqueued_at, attempts)
                 WHERE k.table_id = v_table.table_id
                   AND jsonb_strip_nulls(k.pk) ?& v_table.pk_columns::text[]
-            ), clock AS (
+            ), clock AS MATERIALIZED (
                 SELECT s.version_offset + wlsync._snapshot_clock() AS version FROM wlsync.capture_state AS s
             )
+            -- current_rows answers in the order asked: rows pair up by position.
             SELECT v_table.nspname, v_table.relname, r.pk,
                    CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
                    r.row_data, clock.version, k.events, k.enqueued_at, k.attempts
-            FROM wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k)) AS r
-            JOIN k ON k.pk = r.requested_pk
+            FROM ROWS FROM (wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k ORDER BY k.n)))
+                 WITH ORDINALITY AS r(requested_pk, pk, row_data, n)
+            JOIN k USING (n)
             CROSS JOIN clock;
         EXCEPTION WHEN data_exception THEN
             -- A key that does not fit the key columns (an injected queue row):
@@ -240,7 +257,7 @@ BEGIN
                         FROM unnest(v_table_ids, v_pks, v_events, v_enqueued_at, v_attempts)
                              AS k(table_id, pk, events, enqueued_at, attempts)
                         WHERE k.table_id = v_table.table_id AND k.pk = v_key
-                    ), clock AS (
+                    ), clock AS MATERIALIZED (
                         SELECT s.version_offset + wlsync._snapshot_clock() AS version
                         FROM wlsync.capture_state AS s
                     )

@@ -15,7 +15,9 @@ AS $function$
 --   Every value is rendered as its PostgreSQL text output with the output
 --   settings pinned (UTC, ISO dates, hex bytea, exact floats), so the same row
 --   always reads the same, whoever asks (wlsync._text_object_sql). Keys are
---   cast to their columns' base types (wlsync._key_values_sql).
+--   cast to their columns' base types (wlsync._key_values_sql). Runs the
+--   table's generated reader (wlsync._install_reader, a cached plan) while
+--   it matches the table's columns; builds the same query otherwise.
 -- Parameters: p_table  a tracked table
 --             p_pks    keys as jsonb objects {"column": value, ...}; a queue
 --                      key or a returned pk, both spellings work
@@ -27,10 +29,17 @@ AS $function$
 -- Touches:    reads p_table by its primary key (ACCESS SHARE).
 -- ---------------------------------------------------------------------------
 DECLARE
+    v_table_id integer := wlsync._tracked_table_id(p_table);
     v_pk_columns name[];
+    v_reader_columns text;
 BEGIN
-    SELECT t.pk_columns INTO v_pk_columns
-    FROM wlsync.tracked_table AS t WHERE t.table_id = wlsync._tracked_table_id(p_table);
+    SELECT t.pk_columns, t.reader_columns INTO v_pk_columns, v_reader_columns
+    FROM wlsync.tracked_table AS t WHERE t.table_id = v_table_id;
+    -- The table's generated reader, while it matches the table's columns.
+    IF v_reader_columns = wlsync._columns_signature(p_table) THEN
+        RETURN QUERY EXECUTE format('SELECT * FROM wlsync.%I($1)', '_read_rows_' || v_table_id) USING p_pks;
+        RETURN;
+    END IF;
 
     -- LATERAL ... OFFSET 0: one primary key probe per key (a plain join is
     -- planned as a hash join over the whole table).

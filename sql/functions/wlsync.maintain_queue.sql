@@ -109,6 +109,7 @@ BEGIN
             SET state = 'free', changed_at = now(), retired_at = NULL, retired_by = NULL, writers = NULL,
                 sealed_blocks = NULL, rescanned_at = NULL
             WHERE slot = v_slot.slot;
+            PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
             v_done := v_done || format('truncated %s', v_slot.slot);
         EXCEPTION WHEN lock_not_available THEN
             v_done := v_done || format('truncate %s postponed: in use', v_slot.slot);

@@ -115,6 +115,7 @@ BEGIN
 
     PERFORM wlsync._capture_lock('exclusive');
     PERFORM wlsync._install_capture(v_table_id);
+    PERFORM wlsync._install_reader(v_table_id);
     v_function := format('wlsync.%I', '_capture_row_' || v_table_id);
 
     EXECUTE format('CREATE OR REPLACE TRIGGER wlsync_capture_insert AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s()',

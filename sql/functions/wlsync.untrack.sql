@@ -38,6 +38,7 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS wlsync_capture_truncate ON %s', v_part);
     END LOOP;
     EXECUTE format('DROP FUNCTION IF EXISTS wlsync.%I()', '_capture_row_' || v_table_id);
+    EXECUTE format('DROP FUNCTION IF EXISTS wlsync.%I(jsonb[])', '_read_rows_' || v_table_id);
     RETURN v_discarded;
 END
 $function$;
