@@ -40,6 +40,7 @@ DEFAULT_TARGET = "sqlite:///wl.db"
 CHANNEL = "wlsync_v1"
 MAINTAIN_EVERY = 1.0  # seconds between calls of wlsync.maintain_queue (rotate, seal, TRUNCATE the ring)
 REARM_AFTER = 5.0     # seconds after disarming the wake-up before a driver arms it again
+BUSY_EVENTS_PER_S = 1000  # above this rate the wake-up is disarmed: NOTIFY would cost writers more than it saves
 POLL_INTERVAL = 0.05  # seconds between claims while the wake-up is not armed
 ONCE_MAX_RETRIES = 5  # run --once gives up (exit 1) after this many failed attempts in a row
 
@@ -73,6 +74,7 @@ class Driver:
         self.backoff = Backoff()  # reset by every batch that syncs
         self.maintained_at = 0.0    # time.monotonic() of the last wlsync.maintain_queue
         self.armed = False          # whether capture functions NOTIFY us (wlsync.arm_wakeup)
+        self.rate_window = (time.monotonic(), 0)  # (start, events synced since) for BUSY_EVENTS_PER_S
         self.disarmed_at = -REARM_AFTER
         # Fault injection for the crash and ordering tests: sleep with the batch
         # claimed, before its WL write or between WL's commit and MDB's.
@@ -165,19 +167,37 @@ class Driver:
             total += synced
             if not synced:
                 break
-            if self.armed and synced >= self.batch:
-                # Busy: notifications are useless now, and writers should stop
-                # paying NOTIFY's global lock at commit.
+            if self.armed and self.busy(synced):
+                # Notifications are useless now, and every notifying writer
+                # takes NOTIFY's global lock at commit: writers would commit
+                # one at a time. Poll instead for a while.
                 self.listener.execute("SELECT wlsync.disarm_wakeup()")
                 self.armed, self.disarmed_at = False, time.monotonic()
         return total
+
+    def busy(self, synced: int) -> bool:
+        """Whether events arrive faster than BUSY_EVENTS_PER_S (over the last second or so)."""
+        started, events = self.rate_window
+        events += synced
+        elapsed = time.monotonic() - started
+        if elapsed >= 1.0:
+            self.rate_window = (time.monotonic(), 0)
+        else:
+            self.rate_window = (started, events)
+        return synced >= self.batch or events > BUSY_EVENTS_PER_S * max(elapsed, 0.25)
 
     def maintain(self) -> None:
         """Rotate, seal and TRUNCATE the queue ring (wlsync.maintain_queue), about once a second."""
         if time.monotonic() - self.maintained_at < MAINTAIN_EVERY:
             return
-        done = self.claims.execute("SELECT wlsync.maintain_queue() AS done").fetchone()["done"]
         self.maintained_at = time.monotonic()
+        try:
+            done = self.claims.execute("SELECT wlsync.maintain_queue() AS done").fetchone()["done"]
+        except psycopg.OperationalError:
+            raise  # MDB is gone: the caller reconnects
+        except psycopg.Error as exc:  # maintenance can wait; the queue keeps flowing without it
+            log.warning("queue maintenance failed (MDB): %s", one_line(exc))
+            return
         if done:
             log.debug("queue maintenance: %s", ", ".join(done))
 

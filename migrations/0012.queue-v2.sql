@@ -11,10 +11,15 @@
 --     the row read by the newest snapshot (the version is a clock of that
 --     snapshot), whatever order the batches commit in.
 -- Pending events of the previous queue are carried over into queue_0.
--- Upgrading while writers are busy: a writer whose INSERT into the old queue
--- waits behind this migration's lock gets an error once the old queue is
--- dropped (its transaction rolls back: nothing is lost or invented).
+-- Upgrading while writers are busy: the old queue is locked first; a writer
+-- whose INSERT into it waits behind that lock gets an error once it is
+-- dropped (its transaction rolls back: nothing is lost or invented). Stop
+-- the old drivers first: the claim's result columns change.
 -- depends: 0011.key-types-and-version-floor
+
+-- First: no writer (or old driver) may touch the old queue until it is gone,
+-- or an event committed between the copy below and the DROP would be lost.
+LOCK TABLE wlsync.queue IN ACCESS EXCLUSIVE MODE;
 
 CREATE TABLE wlsync.queue_0 (
     table_id     integer NOT NULL,
@@ -37,7 +42,8 @@ ALTER TABLE wlsync.queue_2 SET (autovacuum_enabled = false, toast.autovacuum_ena
 -- or claim them. An injected row only makes a driver re-read a key's current
 -- row (README, "Least privilege").
 GRANT USAGE ON SCHEMA wlsync TO PUBLIC;
-GRANT INSERT ON wlsync.queue_0, wlsync.queue_1, wlsync.queue_2 TO PUBLIC;
+-- Only the key columns: enqueued_at is the server's own now().
+GRANT INSERT (table_id, pk) ON wlsync.queue_0, wlsync.queue_1, wlsync.queue_2 TO PUBLIC;
 
 -- The ring: exactly one slot is current (writers insert there); a full current
 -- slot is retired, sealed once no transaction can still insert into it,

@@ -72,3 +72,20 @@ def test_dead_letter_functions_need_the_table_for_a_key(movies):
         movies.execute("SELECT wlsync.retry_dead_letters(NULL, '{\"id\": 1}')")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="give the table of key"):
         movies.execute("SELECT wlsync.discard_dead_letters(NULL, '{\"id\": 1}')")
+
+
+def test_a_key_retried_by_one_batch_is_not_swallowed_by_another(movies, connect):
+    """B must not take a retried key's new event off the queue as 'held back' while A retries it."""
+    movies.execute("INSERT INTO movies VALUES (1, 'v1', 1)")
+    with movies.transaction():
+        claim(movies)
+        movies.execute("SELECT wlsync.record_failure('movies', '{\"id\": \"1\"}', 'boom', 0, 3)")
+    movies.execute("UPDATE wlsync.dead_letter SET retry_at = now() - interval '1 second'")
+    retrying, other = connect(), connect()
+    (row,) = claim(retrying)                                 # A holds the due dead letter
+    assert row["attempts"] == 1 and row["row_data"]["title"] == "v1"
+    movies.execute("UPDATE movies SET title = 'v2' WHERE id = 1")
+    (newer,) = claim(other)                                  # B gets the new event, not swallowed
+    assert newer["row_data"]["title"] == "v2" and newer["version"] > row["version"]
+    other.commit()
+    retrying.commit()

@@ -22,7 +22,7 @@ AS $function$
 --   claim of it stopped (a shared, non-transactional resume point, so a
 --   drained prefix is never scanned again, however many dead rows an old
 --   snapshot keeps there); then a retired slot; then the current slot, which
---   rotation keeps small. Those two may still receive rows anywhere, so their
+--   rotation keeps small (then free slots, normally empty). Those two may still receive rows anywhere, so their
 --   scan starts at the first row the previous claim found and wraps around
 --   to the start when that is not enough. Rows are locked FOR UPDATE SKIP
 --   LOCKED in a MATERIALIZED CTE (a plain subquery with LIMIT may be run
@@ -109,10 +109,11 @@ BEGIN
         v_table_ids := '{}';
         v_pks := '{}';
         v_enqueued_at := '{}';
+        -- Free slots too: they are empty (TRUNCATEd) unless an enqueuer whose
+        -- snapshot predates a rotation (REPEATABLE READ) wrote into one.
         FOR v_slot IN
             SELECT s.slot, s.state, s.sealed_blocks FROM wlsync.queue_slot AS s
-            WHERE s.state <> 'free'
-            ORDER BY s.state = 'current', s.state = 'retired', s.retired_at
+            ORDER BY s.state = 'free', s.state = 'current', s.state = 'retired', s.retired_at
         LOOP
             v_room := p_batch - cardinality(v_pks);
             EXIT WHEN v_room <= 0;
@@ -184,16 +185,23 @@ BEGIN
             DELETE FROM wlsync.dead_letter AS d USING due
             WHERE d.table_id = due.table_id AND d.pk = due.pk
             RETURNING d.table_id, d.pk, d.attempts, d.last_failed_at
+        ), held AS MATERIALIZED (
+            -- Dead letters that hold their key back, locked so that none can be
+            -- retried (and deleted) by another batch while this one takes the
+            -- key's events off the queue; one being retried elsewhere is
+            -- skipped, and its key's events are returned like any others.
+            SELECT d.table_id, d.pk FROM wlsync.dead_letter AS d
+            JOIN per_key AS p ON p.table_id = d.table_id AND p.pk = d.pk
+            WHERE v_any_dead AND (d.retry_at IS NULL OR d.retry_at > now())
+            FOR SHARE OF d SKIP LOCKED
         ), claimed AS (
             SELECT coalesce(p.table_id, r.table_id) AS table_id, coalesce(p.pk, r.pk) AS pk,
                    coalesce(p.events, 0) AS events, coalesce(p.enqueued_at, r.last_failed_at) AS enqueued_at,
                    coalesce(r.attempts, 0) AS attempts
             FROM per_key AS p
             FULL JOIN retried AS r ON r.table_id = p.table_id AND r.pk = p.pk
-            -- (this statement does not see its own DELETE: a due key still has its dead letter here)
             WHERE r.pk IS NOT NULL
-               OR NOT v_any_dead
-               OR NOT EXISTS (SELECT 1 FROM wlsync.dead_letter AS d WHERE d.table_id = p.table_id AND d.pk = p.pk)
+               OR NOT EXISTS (SELECT 1 FROM held AS h WHERE h.table_id = p.table_id AND h.pk = p.pk)
         )
         SELECT v_key_table_ids || array_agg(c.table_id), v_key_pks || array_agg(c.pk),
                v_key_events || array_agg(c.events), v_key_enqueued_at || array_agg(c.enqueued_at),

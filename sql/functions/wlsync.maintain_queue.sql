@@ -23,12 +23,13 @@ AS $function$
 --        (REPEATABLE READ reports, pg_dump) never delay a seal. Sealing
 --        records the slot's size: claims then walk it once, from a shared
 --        resume point, instead of scanning it from its start each time.
---     3. TRUNCATE a sealed slot that claims have walked to its end and that
---        holds no row any more, taking its lock with NOWAIT: no writer uses a
---        sealed slot, so nobody ever waits behind this lock, and a claim in
---        flight makes this step wait for a later call instead. Rows still
---        there (a claim rolled back after walking past them) send claims back
---        to its start, at most once a second.
+--     3. TRUNCATE a sealed slot that claims have walked to its end: take its
+--        lock with NOWAIT (no writer uses a sealed slot, so nobody ever waits
+--        behind it; a claim in flight makes this step wait for a later call),
+--        and only then check that it holds no row. Rows still there (a claim
+--        rolled back after walking past them) send claims back to its start,
+--        at most once a second.
+--   One call at a time (an advisory lock; a concurrent call returns at once).
 --     4. rotate: when the current slot holds p_rotate_blocks blocks or more
 --        and another slot is free, that one becomes current and every capture
 --        function is regenerated to insert there. Skipped while an SQL
@@ -37,8 +38,9 @@ AS $function$
 --             triggers a rotation; default 1024 (8 MB)
 -- Returns:    what was done, e.g. {"sealed 1","truncated 1","rotated 2 -> 0"};
 --             empty when nothing was due
--- Raises:     22023 when p_rotate_blocks < 1.
--- Touches:    wlsync.queue_slot; pg_locks (a snapshot of the lock table);
+-- Raises:     22023 when p_rotate_blocks < 1; 25001 outside READ COMMITTED.
+-- Touches:    advisory locks 7749002 (this) and 7749001 (shared, see
+--             wlsync._capture_lock); wlsync.queue_slot; pg_locks (a snapshot of the lock table);
 --             TRUNCATE (ACCESS EXCLUSIVE, NOWAIT) of a drained sealed slot;
 --             the capture lock and pg_proc when rotating.
 -- ---------------------------------------------------------------------------
@@ -54,14 +56,29 @@ BEGIN
         RAISE EXCEPTION 'wlsync.maintain_queue: p_rotate_blocks must be at least 1, got %', p_rotate_blocks
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'wlsync.maintain_queue must run in a READ COMMITTED transaction, not %',
+                        current_setting('transaction_isolation')
+            USING ERRCODE = 'active_sql_transaction',
+                  HINT = 'Whether a slot is empty must be read after its lock is taken, with a new snapshot.';
+    END IF;
 
-    -- 1. Record who may still write into slots retired by an earlier transaction.
+    -- One maintenance at a time (two would decide on the same slots).
+    IF NOT pg_try_advisory_xact_lock(7749002) THEN
+        RETURN ARRAY['skipped: another maintenance is running'];
+    END IF;
+
+    -- 1. Record who may still write into slots retired by an earlier
+    -- transaction, once that transaction has released the capture lock: it
+    -- sends its invalidations (the new capture functions) before it releases
+    -- its locks, so every transaction starting after this sees them.
     UPDATE wlsync.queue_slot AS s
     SET writers = (SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
                    FROM pg_locks AS l
                    WHERE l.locktype = 'virtualxid' AND l.pid IS DISTINCT FROM pg_backend_pid())
     WHERE s.state = 'retired' AND s.writers IS NULL
-      AND s.retired_by IS DISTINCT FROM pg_current_xact_id_if_assigned();
+      AND s.retired_by IS DISTINCT FROM pg_current_xact_id_if_assigned()
+      AND pg_try_advisory_xact_lock_shared(7749001);  -- wlsync._capture_lock's key
 
     -- 2. Seal the slots no recorded writer can still insert into.
     FOR v_slot IN SELECT s.slot, s.writers FROM wlsync.queue_slot AS s
@@ -91,19 +108,17 @@ BEGIN
         v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
         EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
         CONTINUE WHEN v_resume < v_slot.sealed_blocks;
-        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', v_queue) INTO v_rows_left;
-        IF v_rows_left THEN
-            -- Rows a claim still holds (they go when it commits) or left
-            -- behind by a claim that rolled back: walk the slot again.
-            IF v_slot.rescanned_at < now() - interval '1 second' THEN
-                UPDATE wlsync.queue_slot SET rescanned_at = now() WHERE slot = v_slot.slot;
-                PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
-                v_done := v_done || format('rescan %s', v_slot.slot);
-            END IF;
-            CONTINUE;
-        END IF;
         BEGIN
+            -- Lock first, then look: once the lock is ours, every transaction
+            -- that inserted here has ended, and the next statement's snapshot
+            -- sees its rows.
             EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', v_queue);
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', v_queue) INTO v_rows_left;
+            IF v_rows_left THEN
+                -- Rows a claim left behind when it rolled back (or written by
+                -- an enqueuer with an old snapshot): walk the slot again.
+                RAISE EXCEPTION USING ERRCODE = 'WLRSC';
+            END IF;
             EXECUTE format('TRUNCATE %s', v_queue);
             UPDATE wlsync.queue_slot
             SET state = 'free', changed_at = now(), retired_at = NULL, retired_by = NULL, writers = NULL,
@@ -111,8 +126,15 @@ BEGIN
             WHERE slot = v_slot.slot;
             PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
             v_done := v_done || format('truncated %s', v_slot.slot);
-        EXCEPTION WHEN lock_not_available THEN
-            v_done := v_done || format('truncate %s postponed: in use', v_slot.slot);
+        EXCEPTION
+            WHEN lock_not_available THEN
+                v_done := v_done || format('truncate %s postponed: in use', v_slot.slot);
+            WHEN SQLSTATE 'WLRSC' THEN  -- (the lock goes with the subtransaction)
+                IF v_slot.rescanned_at < now() - interval '1 second' THEN
+                    UPDATE wlsync.queue_slot SET rescanned_at = now() WHERE slot = v_slot.slot;
+                    PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
+                    v_done := v_done || format('rescan %s', v_slot.slot);
+                END IF;
         END;
     END LOOP;
 

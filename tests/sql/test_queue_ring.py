@@ -1,6 +1,8 @@
 """The queue ring: rotation, sealing, TRUNCATE, and rows that arrive late or behind the scan."""
 import time
 
+import pytest
+
 import psycopg
 
 from tests.conftest import claim, queue_rows
@@ -83,3 +85,46 @@ def test_rotation_waits_for_no_one_and_skips_while_an_sql_enqueuer_is_in_flight(
     assert movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0] == []
     backfill.commit()
     assert movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0] == ["rotated 0 -> 1"]
+
+
+def test_one_maintenance_at_a_time(movies, connect):
+    first = connect()
+    first.execute("SELECT wlsync.maintain_queue()")                     # holds its lock until commit
+    assert movies.execute("SELECT wlsync.maintain_queue()").fetchone()[0] == [
+        "skipped: another maintenance is running"]
+    first.commit()
+    assert movies.execute("SELECT wlsync.maintain_queue()").fetchone()[0] == []
+
+
+def test_the_armed_wake_up_reads_the_same_in_every_datestyle(movies, connect):
+    movies.execute("SET DateStyle = 'SQL, DMY'")
+    movies.execute("SELECT wlsync.arm_wakeup('30 days')")                # a day of month above 12
+    writer, listener = connect(autocommit=True), connect(autocommit=True)
+    listener.execute("LISTEN wlsync_v1")
+    writer.execute("SET DateStyle = 'ISO, MDY'")
+    writer.execute("INSERT INTO movies VALUES (1, 'a', 1)")
+    assert len(list(listener.notifies(timeout=1, stop_after=1))) == 1
+
+
+def test_a_queue_row_injected_by_a_writer_is_harmless(movies, connect):
+    movies.execute("DROP ROLE IF EXISTS app_injector")
+    movies.execute("CREATE ROLE app_injector LOGIN")
+    try:
+        movies.execute("INSERT INTO movies VALUES (1, 'real', 1)")
+        injector = connect(autocommit=True, user="app_injector")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):       # the server's clock only
+            injector.execute("INSERT INTO wlsync.queue_0 (table_id, pk, enqueued_at) "
+                             "VALUES (1, '{\"id\": 1}', '-infinity')")
+        table_id = movies.execute("SELECT table_id FROM wlsync.tracked_table").fetchone()[0]
+        for key in ('{"id": "not a number"}', '{"id": 2}', '{"other": 1}'):
+            injector.execute("INSERT INTO wlsync.queue_1 (table_id, pk) VALUES (%s, %s)", [table_id, key])
+        injector.execute("INSERT INTO wlsync.queue_2 (table_id, pk) VALUES (12345, '{\"id\": 1}')")
+        injector.close()
+        with movies.transaction():
+            rows = {r["pk"]["id"]: r["action"] for r in claim(movies)}
+        # The real row as it is, a key with no row reads as gone; the rest is dropped.
+        assert rows == {"1": "upsert", "2": "delete"}
+        assert queue_rows(movies) == []
+    finally:
+        movies.execute("DROP OWNED BY app_injector")
+        movies.execute("DROP ROLE app_injector")
