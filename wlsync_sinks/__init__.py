@@ -45,6 +45,8 @@ BUILTIN_SINKS = {
     "sqlite": "wlsync_sinks.sqlite:SQLiteSink",
     "postgresql": "wlsync_sinks.postgres:PostgresSink",
     "postgres": "wlsync_sinks.postgres:PostgresSink",
+    "mysql": "wlsync_sinks.mysql:MySQLSink",
+    "mariadb": "wlsync_sinks.mysql:MySQLSink",
 }
 
 

@@ -1,0 +1,462 @@
+"""MariaDB (or MySQL) as WL: ``mysql://user:password@host:3306/dbname`` (or ``mariadb://``).
+
+Layout: the tables, column names and ``_wlsync_versions`` registry of the other
+sinks. Values are stored natively where MariaDB has a type that holds every value
+of the PostgreSQL type exactly, and as PostgreSQL's text otherwise:
+
+- smallint, integer, bigint, oid: SMALLINT, INT, BIGINT, INT UNSIGNED;
+  boolean: BOOLEAN (0/1); bytea: LONGBLOB;
+- everything else as LONGTEXT holding PostgreSQL's output text: numeric (no
+  DECIMAL holds NaN, Infinity or numeric's full precision), floats (DOUBLE holds
+  no NaN or Infinity), dates and times (infinity, BC and years past 9999 fit no
+  DATETIME; timestamptz is in UTC), json and jsonb (MySQL's JSON type rewrites
+  the text and MariaDB's refuses nesting 32 levels deep), arrays, uuid,
+  enums and other types.
+
+Text uses utf8mb4 with the binary, NO PAD collation, so keys compare like
+PostgreSQL's: 'a', 'A' and 'a ' stay three keys. InnoDB indexes at most 3072
+bytes a key, so key columns stored as text are VARCHAR sharing what the
+fixed-width key columns leave, at 4 bytes a character: a lone text key holds up
+to 768 characters (767 beside an int, 766 beside a bigint), two hold 384 each.
+WL rejects a longer key value and the driver parks it as a dead letter.
+
+A batch is one transaction: per table, one multi-row INSERT into the registry
+that takes every key's row lock (creating the rows of new keys), one SELECT,
+under those locks, of the keys whose recorded version is the batch's or newer
+(stale keys, usually none), then for the other keys one multi-row INSERT
+recording their versions, one ``INSERT ... ON DUPLICATE KEY UPDATE`` of the rows
+and one DELETE; statements are cut to fit max_allowed_packet. Two drivers
+holding one key at once serialize on its registry row: the second waits for the
+first to commit, then writes only if its version is strictly newer.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from contextlib import contextmanager
+from typing import Callable, Iterator
+from urllib.parse import unquote, urlsplit
+
+from wlsync_sinks import (PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, SinkError, Table, TargetError,
+                          check_deadline, group_by_table, key_text, redact, seconds_left)
+
+try:
+    import pymysql
+    from pymysql.converters import escape_string
+except ImportError:
+    raise TargetError("mysql:// targets need PyMySQL: pip install 'wlsync[mysql]'") from None
+
+MAX_IDENTIFIER = 64        # characters, for table and column names
+MAX_KEY_BYTES = 3072       # InnoDB's limit on one index entry (16 KiB pages, DYNAMIC rows)
+WL_TIMEOUT = 60            # seconds WL may stay silent before its connection is given up
+LOCK_TIMEOUT = 10          # seconds a WL statement waits for a row or table lock (less near the deadline)
+NO_VERSION = -2 ** 63
+LOOPBACK = ("127.0.0.1", "::1", "localhost")      # a new key's registry row until its batch records a version
+
+# Server errors meaning "WL refuses this data" (SQLSTATE 22 and 23, a row or
+# statement too large, an error SIGNALled by a trigger): retrying the same rows
+# fails the same way, so the driver isolates them. Any other error is WL's state
+# (connection, locks, deadlocks, a full disk): the batch is retried.
+REJECTING_ERRORS = {
+    1048,  # column cannot be null
+    1062, 1169, 1557, 1586,  # duplicate entry
+    1216, 1217, 1451, 1452,  # foreign key
+    4025,  # CHECK constraint failed
+    1264, 1690,  # value out of range
+    1265, 1292, 1366, 1367, 1411,  # value truncated or invalid for its column
+    1300,  # invalid utf8mb4 string
+    1406,  # data too long for its column
+    1118,  # row size too large
+    1153,  # statement larger than max_allowed_packet
+    1644,  # SIGNAL SQLSTATE '45000' in a trigger
+}
+
+# PostgreSQL base type -> MariaDB column type, for the types stored natively.
+NATIVE_TYPES = {"int2": "SMALLINT", "int4": "INT", "int8": "BIGINT", "oid": "INT UNSIGNED",
+                "bool": "BOOLEAN", "bytea": "LONGBLOB"}
+# Bytes each native key column takes in an index entry.
+KEY_WIDTHS = {"int2": 2, "int4": 4, "int8": 8, "oid": 4, "bool": 1}
+
+
+def quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def identifier_problem(name: str) -> str | None:
+    """Why MariaDB cannot hold this table or column name unchanged (None: it can)."""
+    if len(name) > MAX_IDENTIFIER:
+        return f"is {len(name)} characters long (MariaDB's limit is {MAX_IDENTIFIER})"
+    wide = next((ch for ch in name if ord(ch) > 0xFFFF), None)
+    if wide is not None:
+        return f"contains U+{ord(wide):04X}, beyond the Basic Multilingual Plane that MariaDB names are limited to"
+    if name.endswith(" "):
+        return "ends with a space, which MariaDB names cannot"
+    return None
+
+
+def check_identifiers(table: Table) -> None:
+    """A one-line TargetError for a name MariaDB would refuse or change."""
+    where = f"{table.schema}.{table.name}"
+    problem = identifier_problem(table.wl_name)
+    if problem:
+        raise TargetError(f"WL (MariaDB) cannot hold a table for {where}: its name {table.wl_name!r} {problem}; "
+                          "rename it in MDB or sync it to another WL")
+    seen: dict[str, str] = {}
+    for column in table.columns:
+        problem = identifier_problem(column.name)
+        if problem:
+            raise TargetError(f"WL (MariaDB) cannot hold column {column.name!r} of {where}: the name {problem}; "
+                              "rename it in MDB or sync the table to another WL")
+        other = seen.setdefault(column.name.lower(), column.name)
+        if other != column.name:
+            raise TargetError(f"WL (MariaDB) cannot hold columns {other!r} and {column.name!r} of {where}: "
+                              "MariaDB column names ignore case; rename one in MDB or sync the table to another WL")
+
+
+class MySQLSink(Sink):
+    """A MariaDB (or MySQL) database as WL, through PyMySQL.
+
+    The connection is opened by the first call and dropped after any failure
+    that is not WL refusing the data (Sink.guard), so a killed connection or a
+    restarted server costs one failed batch, which the driver retries.
+    """
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        parts = urlsplit(url)
+        database = unquote(parts.path.lstrip("/"))
+        if not database or "/" in database or parts.query:
+            raise TargetError(f"invalid MariaDB target {redact(url)!r}: give mysql://user:password@host:3306/dbname")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise TargetError(f"invalid MariaDB target {redact(url)!r}: the port is not a number") from None
+        self.params = {"host": parts.hostname or "127.0.0.1", "port": port,
+                       "user": unquote(parts.username) if parts.username else "root",
+                       "password": unquote(parts.password) if parts.password else "", "database": database}
+        self.where = f"mysql://{self.params['user']}@{self.params['host']}:{port}/{database}"
+        self.tables: dict[tuple[str, str], Table] = {}
+        self.batches = 0
+        # Set by open(), from the server.
+        self.max_statement = 0
+        self.collation = ""
+
+    @property
+    def name(self) -> str:
+        return f"MariaDB {self.where}"
+
+    # -- the connection -----------------------------------------------------------------
+
+    def open(self) -> pymysql.connections.Connection:
+        try:
+            conn = pymysql.connect(**self.params, charset="utf8mb4", autocommit=True, connect_timeout=10,
+                                   read_timeout=WL_TIMEOUT, write_timeout=WL_TIMEOUT,
+                                   # PyMySQL tries TLS by default (unverified); on loopback it
+                                   # protects nothing and costs ~70 ms a connection.
+                                   ssl_disabled=self.params["host"] in LOOPBACK)
+        except pymysql.Error as exc:
+            raise SinkError(f"{self.name}: cannot connect: {message(exc)}") from exc
+        try:
+            with conn.cursor() as cursor:
+                # Strict: a value that does not fit is an error, never silently cut.
+                cursor.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
+                # READ COMMITTED: no gap locks, so drivers writing other keys do not block each other.
+                cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT}, "
+                               f"lock_wait_timeout = {LOCK_TIMEOUT}")
+                cursor.execute("SELECT @@max_allowed_packet, (SELECT max(COLLATION_NAME) FROM "
+                               "information_schema.COLLATIONS WHERE COLLATION_NAME IN "
+                               "('utf8mb4_nopad_bin', 'utf8mb4_0900_bin'))")
+                packet, collation = cursor.fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if collation is None:
+            # A PAD SPACE collation would take keys 'a' and 'a ' for one.
+            conn.close()
+            raise SinkError(f"{self.name} has no binary NO PAD utf8mb4 collation: "
+                            "WL needs MariaDB 10.2 or later, or MySQL 8.0 or later")
+        # Room for the statement around the rows.
+        self.max_statement = packet - 64 * 1024
+        # MariaDB's and MySQL 8's names for binary NO PAD utf8mb4.
+        self.collation = collation
+        return conn
+
+    def is_rejection(self, exc):
+        # ValueError, KeyError: a value the column's encoder cannot convert.
+        return (isinstance(exc, (ValueError, KeyError))
+                or isinstance(exc, pymysql.Error) and error_code(exc) in REJECTING_ERRORS)
+
+    @contextmanager
+    def guard(self, action: str):
+        """Sink.guard, with PyMySQL's (code, text) errors spelled as one line."""
+        with super().guard(action):
+            try:
+                yield
+            except pymysql.Error as exc:
+                raise SinkError(f"{self.name}: {action}: {message(exc)}", self.is_rejection(exc)) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[pymysql.cursors.Cursor]:
+        """A cursor in a transaction, committed when the block ends, else rolled back."""
+        conn = self.connection
+        conn.begin()
+        try:
+            with conn.cursor() as cursor:
+                yield cursor
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except pymysql.Error:
+                self.reset()  # the connection is gone, and the transaction with it
+            raise
+
+    # -- the Sink interface -------------------------------------------------------------
+
+    def ensure_tables(self, tables):
+        for table in tables.values():
+            check_identifiers(table)  # a TargetError: the user's to fix, not retried
+        with self.guard("preparing tables"), self.connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {quote(VERSIONS)} ("
+                f"table_name VARCHAR({MAX_IDENTIFIER}) NOT NULL, "
+                "pk_hash BINARY(32) NOT NULL COMMENT 'SHA-256 of pk: keys can outgrow an index entry', "
+                "pk LONGTEXT NOT NULL, version BIGINT NOT NULL, deleted_at DATETIME(6) NULL, "
+                "PRIMARY KEY (table_name, pk_hash), KEY (deleted_at)) "
+                f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={self.collation}")
+            for key, table in tables.items():
+                types = column_types(table)
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {quote(table.wl_name)} ("
+                    + ", ".join(f"{quote(c.name)} {types[c.name]}" for c in table.columns)
+                    + f", PRIMARY KEY ({', '.join(quote(c.name) for c in table.pk)})) "
+                    f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={self.collation}")
+                cursor.execute(f"SHOW COLUMNS FROM {quote(table.wl_name)}")
+                existing = {column[0].lower() for column in cursor.fetchall()}
+                missing = [c for c in table.columns if c.name.lower() not in existing]
+                if missing:
+                    cursor.execute(f"ALTER TABLE {quote(table.wl_name)} "
+                                   + ", ".join(f"ADD COLUMN {quote(c.name)} {types[c.name]}" for c in missing))
+                self.tables[key] = table
+
+    def apply(self, rows, deadline):
+        with self.guard("writing a batch"):
+            check_deadline(deadline)
+            conn = self.connection
+            with conn.cursor() as cursor:
+                # Wait for another driver's row locks no longer than the batch may live.
+                cursor.execute(f"SET SESSION innodb_lock_wait_timeout = "
+                               f"{max(1, min(LOCK_TIMEOUT, math.ceil(seconds_left(deadline))))}")
+            with self.transaction() as cursor:
+                # Tables in name order, keys in hash order: batches lock shared keys in one order.
+                for (schema, name), group in sorted(group_by_table(rows).items(),
+                                                    key=lambda item: self.tables[item[0]].wl_name):
+                    self._apply_table(cursor, self.tables[(schema, name)], group)
+                self.batches += 1
+                if self.batches % PRUNE_EVERY == 1:
+                    cursor.execute(f"DELETE FROM {quote(VERSIONS)} "
+                                   "WHERE deleted_at < UTC_TIMESTAMP(6) - INTERVAL %s SECOND", [VERSION_RETENTION])
+                check_deadline(deadline)
+
+    def _apply_table(self, cursor, table: Table, group: list[dict]) -> None:
+        """The fence, then the writes. 1: take every key's registry row lock (a new
+        key gets a row with no version yet, NO_VERSION). 2: under those locks, read
+        which keys WL recorded at the batch's version or a newer one: those are
+        stale. 3: record the version of every other key and write it. Another
+        batch holding the same key waits at step 1 until this one commits, then
+        sees the version recorded here."""
+        texts = [key_text(r["pk"]) for r in group]
+        hashes = [hashlib.sha256(text.encode()).hexdigest().upper() for text in texts]
+        name = literal(table.wl_name)
+        # In the registry's index order, the same for every batch: batches lock shared keys in one order.
+        ordered = sorted(zip(hashes, texts, group), key=lambda item: item[0])
+        self._execute_in_parts(
+            cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version) VALUES ",
+            [f"({name},X'{h}',{literal(text)},{NO_VERSION})" for h, text, _ in ordered],
+            # A no-op update: it takes the existing row's lock and changes nothing.
+            " ON DUPLICATE KEY UPDATE version = version")
+        # Stale keys (usually none), one query per version in the batch.
+        by_version: dict[int, list[str]] = {}
+        for h, r in zip(hashes, group):
+            by_version.setdefault(int(r["version"]), []).append(f"X'{h}'")
+        stale: set[str] = set()
+        for version, literals in by_version.items():
+            for rows in self._query_in_parts(
+                    cursor, f"SELECT HEX(pk_hash) FROM {quote(VERSIONS)} WHERE table_name = {name} "
+                            f"AND version >= {version} AND pk_hash IN (", literals, ") FOR UPDATE"):
+                stale.update(h for (h,) in rows)
+        fresh = [(h, text, r) for h, text, r in ordered if h not in stale]
+        if not fresh:
+            return
+        self._execute_in_parts(
+            cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
+            [f"({name},X'{h}',{literal(text)},{int(r['version'])},"
+             f"{'UTC_TIMESTAMP(6)' if r['action'] == 'delete' else 'NULL'})" for h, text, r in fresh],
+            " ON DUPLICATE KEY UPDATE version = VALUES(version), deleted_at = VALUES(deleted_at)")
+        encoders = [(c.name, encoder(c)) for c in table.columns]
+        upserts = ["(" + ",".join([encode(r["row_data"][column]) for column, encode in encoders]) + ")"
+                   for _, _, r in fresh if r["action"] == "upsert"]
+        if upserts:
+            non_pk = [quote(c.name) for c in table.columns if not c.pk_position] or [quote(table.pk[0].name)]
+            self._execute_in_parts(
+                cursor, f"INSERT INTO {quote(table.wl_name)} ({', '.join(quote(c.name) for c in table.columns)}) "
+                        "VALUES ", upserts,
+                " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in non_pk))
+        deletes = [r["pk"] for _, _, r in fresh if r["action"] == "delete"]
+        if deletes:
+            self._execute_in_parts(cursor, f"DELETE FROM {quote(table.wl_name)} WHERE {key_columns(table)} IN (",
+                                   key_literals(table, deletes), ")")
+
+    def _parts(self, head: str, items: list[str], tail: str) -> Iterator[bytes | str]:
+        """``head item,item,... tail`` statements, each under max_allowed_packet."""
+        room = self.max_statement - len(head.encode()) - len(tail.encode())
+        # Usually all in one: a UTF-8 character takes at most 4 bytes.
+        if 4 * (sum(map(len, items)) + len(items)) <= room:
+            yield head + ",".join(items) + tail
+            return
+        chunk: list[bytes] = []
+        size = 0
+        for item in items:
+            data = item.encode()
+            if len(data) > room:
+                raise SinkError(f"{self.name}: a row of {len(data)} bytes exceeds the server's "
+                                "max_allowed_packet; raise it in MariaDB to store the row", rejected=True)
+            if chunk and size + len(data) + 1 > room:
+                yield head.encode() + b",".join(chunk) + tail.encode()
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data) + 1
+        if chunk:
+            yield head.encode() + b",".join(chunk) + tail.encode()
+
+    def _execute_in_parts(self, cursor, head: str, items: list[str], tail: str) -> None:
+        for statement in self._parts(head, items, tail):
+            cursor.execute(statement)
+
+    def _query_in_parts(self, cursor, head: str, items: list[str], tail: str) -> Iterator[tuple]:
+        for statement in self._parts(head, items, tail):
+            cursor.execute(statement)
+            yield cursor.fetchall()
+
+    def max_version(self):
+        with self.guard("reading the highest version"), self.connection.cursor() as cursor:
+            if not self._exists(cursor, VERSIONS):
+                return 0
+            # NO_VERSION rows exist only inside a batch's transaction, which this does not see.
+            cursor.execute(f"SELECT coalesce(max(version), 0) FROM {quote(VERSIONS)}")
+            return int(cursor.fetchone()[0])
+
+    @staticmethod
+    def _exists(cursor, name: str) -> bool:
+        cursor.execute("SELECT count(*) FROM information_schema.TABLES "
+                       "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", [name])
+        return bool(cursor.fetchone()[0])
+
+    def rows_by_key(self, table, pks):
+        decoders = [(c.name, decoder(c)) for c in table.columns]
+        key_names = [c.name for c in table.pk]
+        found: dict[tuple, dict] = {}
+        with self.guard("reading rows"), self.connection.cursor() as cursor:
+            if not pks or not self._exists(cursor, table.wl_name):
+                return [None] * len(pks)
+            for rows in self._query_in_parts(
+                    cursor, f"SELECT {', '.join(quote(c.name) for c in table.columns)} FROM {quote(table.wl_name)} "
+                            f"WHERE {key_columns(table)} IN (", key_literals(table, pks), ")"):
+                for values in rows:
+                    row = {column: decode(value) for (column, decode), value in zip(decoders, values)}
+                    found[tuple(row[n] for n in key_names)] = row
+        return [found.get(tuple(pk[n] for n in key_names)) for pk in pks]
+
+    def keys(self, table, chunk):
+        """Keyset pages in key order: nothing stays open between pages."""
+        columns = [quote(c.name) for c in table.pk]
+        decoders = [(c.name, decoder(c)) for c in table.pk]
+        select = f"SELECT {', '.join(columns)} FROM {quote(table.wl_name)}"
+        order = f" ORDER BY {', '.join(columns)} LIMIT {int(chunk)}"
+        after: tuple | None = None
+        while True:
+            with self.guard("listing keys"), self.connection.cursor() as cursor:
+                if after is None:
+                    if not self._exists(cursor, table.wl_name):
+                        return
+                    cursor.execute(select + order)
+                else:
+                    # (a, b) > (x, y) spelled out, which the range optimizer turns into an index range.
+                    values = [self.connection.escape(v) for v in after]
+                    cursor.execute(select + " WHERE " + " OR ".join(
+                        "(" + " AND ".join([f"{c} = {v}" for c, v in zip(columns[:i], values)]
+                                           + [f"{columns[i]} > {values[i]}"]) + ")"
+                        for i in range(len(columns))) + order)
+                page = cursor.fetchall()
+            if not page:
+                return
+            yield [{column: decode(value) for (column, decode), value in zip(decoders, row)} for row in page]
+            after = page[-1]
+
+
+def column_types(table: Table) -> dict[str, str]:
+    """Each column's MariaDB type; key columns stored as text or bytes share what
+    the native key columns leave of MAX_KEY_BYTES (text at 4 bytes a character)."""
+    types = {c.name: NATIVE_TYPES.get(c.base_type, "LONGTEXT") for c in table.columns}
+    variable = [c for c in table.pk if c.base_type not in KEY_WIDTHS]
+    if variable:
+        share = (MAX_KEY_BYTES - sum(KEY_WIDTHS[c.base_type] for c in table.pk if c.base_type in KEY_WIDTHS)) \
+            // len(variable)
+        for column in variable:
+            types[column.name] = f"VARBINARY({share})" if column.base_type == "bytea" else f"VARCHAR({share // 4})"
+    return types
+
+
+def key_columns(table: Table) -> str:
+    return "(" + ", ".join(quote(c.name) for c in table.pk) + ")"
+
+
+def key_literals(table: Table, pks: list[dict]) -> list[str]:
+    encoders = [(c.name, encoder(c)) for c in table.pk]
+    return ["(" + ",".join([encode(pk[column]) for column, encode in encoders]) + ")" for pk in pks]
+
+
+def literal(text: str) -> str:
+    """A string literal. Backslash escaping is right: the session's sql_mode (set
+    in _connect) never has NO_BACKSLASH_ESCAPES."""
+    return "'" + escape_string(text) + "'"
+
+
+def encoder(column: Column) -> Callable[[str | None], str]:
+    """PostgreSQL text -> an SQL literal for the column's MariaDB type. Conversion
+    errors (ValueError, KeyError) reject the row."""
+    kind = column.base_type
+    if kind in KEY_WIDTHS and kind != "bool":
+        return lambda text: "NULL" if text is None else str(int(text))
+    if kind == "bool":
+        return lambda text: "NULL" if text is None else {"t": "1", "f": "0"}[text]
+    if kind == "bytea":
+        # bytea's hex output, checked to be hex, is MariaDB's hex literal.
+        return lambda text: "NULL" if text is None else f"X'{bytes.fromhex(text[2:]).hex()}'"
+    return lambda text: "NULL" if text is None else literal(text)
+
+
+def decoder(column: Column) -> Callable[[object], str | None]:
+    """A MariaDB value -> PostgreSQL's text, as MDB's wlsync.current_rows renders it."""
+    kind = column.base_type
+    if kind == "bool":
+        return lambda value: None if value is None else ("t" if value else "f")
+    if kind == "bytea":
+        return lambda value: None if value is None else "\\x" + bytes(value).hex()
+    if kind in KEY_WIDTHS:
+        return lambda value: None if value is None else str(value)
+    return lambda value: value
+
+
+def error_code(exc: pymysql.Error) -> int | None:
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
+def message(exc: BaseException) -> str:
+    """PyMySQL's (code, text) as one line."""
+    if isinstance(exc, pymysql.Error) and len(exc.args) == 2:
+        code, text = exc.args
+        text = " ".join(str(text).split()) or "connection closed"
+        return f"{text} ({code})" if code else text
+    return " ".join(str(exc).split()) or exc.__class__.__name__
