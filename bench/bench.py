@@ -573,6 +573,11 @@ QUEUE_STATS = ("SELECT sum(pg_total_relation_size(relid)), sum(pg_relation_size(
                "sum(autovacuum_count), sum(n_live_tup) FROM pg_stat_user_tables WHERE relid = ANY (" + QUEUE_OIDS + ")")
 
 
+def queue_stats(conn: psycopg.Connection) -> list:
+    """QUEUE_STATS as numbers (sum() returns numeric)."""
+    return [None if v is None else int(v) for v in conn.execute(QUEUE_STATS).fetchone()]
+
+
 def current_queue(conn: psycopg.Connection) -> str:
     """The ring slot capture functions insert into now."""
     return conn.execute("SELECT format('wlsync.%I', 'queue_' || slot) FROM wlsync.queue_slot "
@@ -1276,7 +1281,7 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, server: str, port: 
                 break
             mem = proc_status(driver.pid)
             hwm = max(hwm, mem.get("VmHWM", 0))
-            stats = monitor_conn.execute(QUEUE_STATS).fetchone()
+            stats = queue_stats(monitor_conn)
             for slot, state in monitor_conn.execute("SELECT slot, state FROM wlsync.queue_slot").fetchall():
                 if slot_seen.get(slot) == "sealed" and state != "sealed":
                     truncations += 1  # a sealed slot is left only by its TRUNCATE
@@ -1290,11 +1295,12 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, server: str, port: 
             time.sleep(0.5)
     finally:
         writer_result = writer.stop() if writer else None
-    final = monitor_conn.execute(QUEUE_STATS).fetchone()
+    final = queue_stats(monitor_conn)
     exact_dead = None
     try:  # exact count (a scan of the queue), before the long transaction ends
         exact_dead = monitor_conn.execute(
             "SELECT sum((pgstattuple(q)).dead_tuple_count) FROM unnest(" + QUEUE_OIDS + "::regclass[]) AS q").fetchone()[0]
+        exact_dead = None if exact_dead is None else int(exact_dead)
     except psycopg.Error:
         pass
     if holder is not None:
