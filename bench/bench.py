@@ -267,7 +267,7 @@ class Throwaway:
             # PostgreSQL 15's initdb has no -c: settings go in through pg_createcluster's -o.
             proc = subprocess.run(["pg_createcluster", self.version, CLUSTER, "--port", str(self.port),
                                    "-o", "wal_level=logical", "-o", "autovacuum=on",
-                                   "-o", f"listen_addresses={CLUSTER_HOST}", "-o", "max_wal_senders=4",
+                                   "-o", "max_wal_senders=4",
                                    "--start", "--", "--auth=trust"], capture_output=True, text=True, timeout=180)
             self.up = True  # (partly) made: drop() removes it
             if proc.returncode != 0:
