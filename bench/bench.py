@@ -254,10 +254,10 @@ class Throwaway:
 
     def ensure(self) -> int:
         """The cluster's port, making the cluster first; RuntimeError (remembered) when it cannot be made."""
-        if self.up:
-            return self.port
         if self.error:
             raise RuntimeError(self.error)
+        if self.up:
+            return self.port
         try:
             if shutil.which("pg_createcluster") is None:
                 raise RuntimeError("pg_createcluster is not installed (postgresql-common)")
@@ -500,7 +500,7 @@ def section_overhead(cfg: Config, dbs: Databases, out: Path) -> dict:
                             raw.append({"server": server, "mode": mode, "clients": clients, "run": run,
                                         "variant": variant, "tps": tps, **extra})
                             note = (f" (slot: {extra['slot_lag_bytes'] / 1024:,.0f} kB behind at the end, caught up "
-                                    f"in {extra['slot_catchup_s'] if extra['slot_catchup_s'] is not None else '>30'} s)"
+                                    f"in {'>30' if extra['slot_catchup_s'] is None else round(extra['slot_catchup_s'], 1)} s)"
                                     if extra else "")
                             log(f"overhead {server} {mode} c={clients} run {run} {variant}: {tps:,.0f} tps{note}")
         for server, _port, _variants in servers:
