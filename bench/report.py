@@ -6,23 +6,33 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 
-# Targets of issue 5 (calibrated on the 2-core machine with hand-written prototypes).
-TARGET_OVERHEAD_PCT = 25.0        # capture + wake-up, single-row UPDATE, 16 clients
-TARGET_SQLITE = 50_000            # events/s, one driver, default batch
-TARGET_POSTGRES = 25_000
-TARGET_X_BASELINE = 50.0
-TARGET_P99_MS = 10.0
+# Targets of issue 10 ("What must hold" 1-3, 5) and issue 11 (per-sink drain).
+TARGET_PTS_ABOVE_FLOOR = 5.0      # capture, 16 clients: wlsync's overhead at most this many points above the floor's
+TARGET_TPCB_CAPTURE = 85.0        # % of untracked TPS, TPC-B-like, capture only
+TARGET_TPCB_DRIVERS = 70.0        # % of untracked TPS, with two drivers draining
+TARGET_DRAIN = {"sqlite": 100_000, "postgresql": 50_000}   # events/s, one driver, one event per key, default batch
+TARGET_DRAIN_OTHER = 25_000       # issue 11: MariaDB, Redis, NATS
+TARGET_TWO_DRIVERS = 1.6          # two drivers vs one
+TARGET_CLAIM = 250_000            # claim_sync_events(1000) alone, events/s
+TARGET_LAST_FIRST = 0.90          # long transaction: last window / first window
+TARGET_P99_MS = 5.0               # issue 10.5: commit-to-visible p99 at 100 changes/s
 TARGET_RSS_MB = 100.0
-DECLINE_TOLERANCE = 0.8           # last window at least 80% of the median window: "no sustained decline"
+BOUNDED_FINAL_MIB = 16.0          # after the drain: the queue back within two rotations' worth (8 MB each) ...
+BOUNDED_FINAL_DEAD = 0.10         # ... and its dead tuples at most this share of the events drained
+SINK_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB", "redis": "Redis",
+              "nats": "NATS JetStream"}
+SERVER_NAMES = {"main": "this server (wal_level replica, autovacuum off)",
+                "logical": "throwaway cluster (wal_level logical, autovacuum on)"}
+SERVER_SHORT = {"main": "this server", "logical": "throwaway cluster"}
 
 
 def num(value, digits: int = 0) -> str:
     if value is None:
         return "-"
-    return f"{value:,.{digits}f}"
+    return f"{float(value):,.{digits}f}"
 
 
 def fig(s: dict | None, digits: int = 0, unit: str = "") -> str:
@@ -31,17 +41,32 @@ def fig(s: dict | None, digits: int = 0, unit: str = "") -> str:
         return "-"
     if s["n"] == 1:
         return f"{num(s['median'], digits)}{unit}"
-    return f"{num(s['median'], digits)}{unit} ({num(s['min'], digits)}-{num(s['max'], digits)})"
+    return f"{num(s['median'], digits)}{unit} ({num(s['min'], digits)} to {num(s['max'], digits)})"
+
+
+def med(s: dict | None):
+    return None if not s else s.get("median")
 
 
 def mib(s: dict | None) -> dict | None:
     if not s or s.get("median") is None:
         return s
-    return {k: (v / 1048576 if k in ("median", "min", "max") else v) for k, v in s.items()}
+    return {k: (float(v) / 1048576 if k in ("median", "min", "max") else v) for k, v in s.items()}
 
 
 def verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def sink_name(sink: str) -> str:
+    return SINK_NAMES.get(sink, sink)
+
+
+def find(items: list[dict], **keys) -> dict | None:
+    for item in items:
+        if all(item.get(k) == v for k, v in keys.items()):
+            return item
+    return None
 
 
 def render(r: dict) -> str:
@@ -60,20 +85,33 @@ def render(r: dict) -> str:
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}; "
         f"PostgreSQL {pg['server_version']} (shared_buffers {pg['shared_buffers']}, synchronous_commit "
         f"{pg['synchronous_commit']}, fsync {pg['fsync']}, wal_level {pg['wal_level']}, max_wal_size "
-        f"{pg['max_wal_size']}); Python {m['python']}, psycopg {m['psycopg']}, SQLite {m['sqlite']}. "
-        f"Load average before the run: {', '.join(f'{x:.2f}' for x in m['load_before'])}. "
+        f"{pg['max_wal_size']}, autovacuum {pg.get('autovacuum', '?')}); Python {m['python']}, psycopg {m['psycopg']}, "
+        f"SQLite {m['sqlite']}. Load average before the run: {', '.join(f'{x:.2f}' for x in m['load_before'])}. "
         "Server, benchmark, drivers and WL all share the machine.",
         "",
-        f"Every figure: median (min-max) of {cfg['runs']} runs; the runs of all cases are interleaved "
-        "(run 1 of every case, then run 2, ...). Every comparison (overhead %, multiple of the baseline) "
-        "is computed within one repetition, then summarised the same way.",
+    ]
+    logical = (r.get("overhead") or {}).get("logical_settings") or (r.get("health") or {}).get("logical_settings")
+    if logical:
+        lines += [f"Throwaway cluster (pg_createcluster, dropped after the run): wal_level {logical['wal_level']}, "
+                  f"autovacuum {logical['autovacuum']} (naptime {logical['autovacuum_naptime']}), shared_buffers "
+                  f"{logical['shared_buffers']}, fsync {logical['fsync']}, synchronous_commit "
+                  f"{logical['synchronous_commit']}, max_wal_size {logical['max_wal_size']}; same binaries and disk.",
+                  ""]
+    lines += [
+        f"Every figure: median (min to max) of {cfg['runs']} rounds ({cfg.get('health_runs', cfg['runs'])} for "
+        "section 5); the cases of a section are interleaved round by round (round 1 of every case, then round 2, "
+        "...). Every comparison (overhead points, points above the floor, % of untracked, multiple of one driver) "
+        "is computed within one round, then summarised the same way. The *anchor* column gives what the figure "
+        "is compared with, measured in the same run.",
         "",
     ]
     lines += targets(r)
     if "overhead" in r:
         lines += overhead(r["overhead"])
+    if "tpcb" in r:
+        lines += tpcb(r["tpcb"])
     if "drain" in r:
-        lines += drain(r["drain"], cfg)
+        lines += drain(r["drain"])
     if "latency" in r:
         lines += latency(r["latency"])
     if "health" in r:
@@ -83,178 +121,250 @@ def render(r: dict) -> str:
         lines += [notes.read_text().rstrip(), ""]
     lines += ["## Reproduce", "",
               "```sh",
-              "make bench                # full run: rewrites this file; raw output in bench/out/full-<stamp>/",
-              "BENCH_QUICK=1 make bench  # smoke mode (< 3 min), report in bench/out/quick-<stamp>/RESULTS.md",
+              "make bench                # full run (~20 min): rewrites this file; raw output in bench/out/full-<stamp>/",
+              "BENCH_QUICK=1 make bench  # quick mode, report in bench/out/quick-<stamp>/RESULTS.md",
+              ".venv/bin/python bench/bench.py --mode quick --only drain   # one section",
+              "BENCH_DRAIN_SINKS=sqlite,postgresql,mysql,redis,nats make bench   # every sink",
               "```", ""]
     return "\n".join(lines)
 
 
-def find(items: list[dict], **keys) -> dict | None:
-    for item in items:
-        if all(item.get(k) == v for k, v in keys.items()):
-            return item
-    return None
-
+# --------------------------------------------------------------------------- the targets table
 
 def targets(r: dict) -> list[str]:
-    rows = []
+    rows: list[tuple[str, str, str, str, str]] = []  # target, goal, measured, anchor, verdict
     if "overhead" in r:
-        wl = find(r["overhead"]["results"], mode="update", clients=16, variant="wlsync")
-        ne = find(r["overhead"]["results"], mode="update", clients=16, variant="notify_every")
-        if wl:
-            value = wl["overhead_pct"]["median"]
-            rows.append(("capture + wake-up overhead, single-row UPDATE, 16 clients",
-                         f"<= {TARGET_OVERHEAD_PCT:.0f}%",
-                         f"{fig(wl['overhead_pct'], 1, '%')}"
-                         + (f" (notify on every change: {fig(ne['overhead_pct'], 1, '%')})" if ne else ""),
-                         verdict(value <= TARGET_OVERHEAD_PCT)))
+        o = r["overhead"]
+        for server in o.get("servers", ["main"]):
+            for mode in ("update", "insert"):
+                wl = find(o["results"], server=server, mode=mode, clients=16, variant="wlsync")
+                fl = find(o["results"], server=server, mode=mode, clients=16, variant="floor")
+                un = find(o["results"], server=server, mode=mode, clients=16, variant="untracked")
+                sl = find(o["results"], server=server, mode=mode, clients=16, variant="slot")
+                if not (wl and fl and wl.get("pts_vs_floor")):
+                    continue
+                anchor = (f"untracked {fig(un['tps'])} TPS; floor {fig(fl['overhead_pct'], 1, ' pts')} "
+                          f"({fig(fl['tps'])} TPS); wlsync {fig(wl['overhead_pct'], 1, ' pts')}")
+                if sl:
+                    anchor += f"; logical slot {fig(sl['overhead_pct'], 1, ' pts')}"
+                rows.append((f"capture cost, single-row {mode.upper()}, 16 clients, {SERVER_SHORT[server]}: "
+                             "wlsync's overhead above the floor's",
+                             f"<= {TARGET_PTS_ABOVE_FLOOR:.0f} points", fig(wl["pts_vs_floor"], 1, " pts"), anchor,
+                             verdict(med(wl["pts_vs_floor"]) <= TARGET_PTS_ABOVE_FLOOR)))
+                if sl and wl.get("pts_vs_slot"):
+                    rows.append((f"capture cost, single-row {mode.upper()}, 16 clients: wlsync below the live "
+                                 "logical slot (same cluster)", "< 0 points vs the slot",
+                                 fig(wl["pts_vs_slot"], 1, " pts"),
+                                 f"slot {fig(sl['overhead_pct'], 1, ' pts')}, wlsync {fig(wl['overhead_pct'], 1, ' pts')}"
+                                 f" of untracked {fig(un['tps'])} TPS",
+                                 verdict(med(wl["pts_vs_slot"]) < 0)))
+        if o.get("logical_skipped"):
+            rows.append(("capture cost on the throwaway cluster (slot)", "measured", "skipped", o["logical_skipped"],
+                         "**missed**"))
+    if "tpcb" in r:
+        t = r["tpcb"]
+        un = find(t["results"], variant="untracked")
+        anchor = f"untracked {fig(un['tps'])} TPS" if un else "-"
+        cap = find(t["results"], variant="capture")
+        if cap:
+            rows.append((f"TPC-B-like (scale {t['scale']}, {t['clients']} clients), capture only",
+                         f">= {TARGET_TPCB_CAPTURE:.0f}% of untracked", fig(cap["pct_of_untracked"], 1, "%"),
+                         f"{anchor}; capture {fig(cap['tps'])} TPS",
+                         verdict(med(cap["pct_of_untracked"]) >= TARGET_TPCB_CAPTURE)))
+        for e in t["results"]:
+            if not e["variant"].startswith("drivers:"):
+                continue
+            sink = e["variant"].split(":", 1)[1]
+            drained = (f"backlog drained {fig(e['drain_after_s'], 1, ' s')} after the load"
+                       + (f", NOT drained in {e['not_drained_runs']} round(s)" if e["not_drained_runs"] else "")
+                       + (f", {e['driver_failures']} driver failure(s)" if e["driver_failures"] else "")
+                       + (f", WL checked in {e['wl_checked']} round(s), {e['wl_mismatches']} mismatch(es)"
+                          if e["wl_checked"] else ""))
+            ok = (med(e["pct_of_untracked"]) >= TARGET_TPCB_DRIVERS and not e["not_drained_runs"]
+                  and not e["driver_failures"] and not e["wl_mismatches"])
+            rows.append((f"TPC-B-like, capture with {t['drivers']} drivers draining into {sink_name(sink)}",
+                         f">= {TARGET_TPCB_DRIVERS:.0f}% of untracked, backlog drained",
+                         fig(e["pct_of_untracked"], 1, "%"), f"{anchor}; {fig(e['tps'])} TPS; {drained}", verdict(ok)))
+        for sink, reason in (t.get("skipped_sinks") or {}).items():
+            rows.append((f"TPC-B-like with drivers draining into {sink_name(sink)}", "measured", "skipped", reason, "-"))
     if "drain" in r:
         d = r["drain"]
         batch = d["default_batch"]
-        for sink, target in (("sqlite", TARGET_SQLITE), ("postgresql", TARGET_POSTGRES)):
-            e = find(d["drain"], sink=sink, drivers=1, batch=batch)
-            if e:
-                rows.append((f"one driver into {'SQLite' if sink == 'sqlite' else 'PostgreSQL'}, batch {batch}",
-                             f">= {num(target)} events/s", fig(e["events_per_s"]),
-                             verdict(e["events_per_s"]["median"] >= target)))
-        x = find(d["ratios"], sink="sqlite", drivers=1, batch=batch)
-        if x:
-            rows.append((f"one driver into SQLite, batch {batch}, as a multiple of the original demo's loop "
-                         "(section 2's queue: 2 events per key, which wlsync collapses into one WL write)",
-                         f">= {TARGET_X_BASELINE:.0f}x", fig(x["x_baseline"], 1, "x"),
-                         verdict(x["x_baseline"]["median"] >= TARGET_X_BASELINE)))
+        claim = find(d["claim_alone"], batch=batch)
+        base = d["baseline"]
+        anchor = (f"claim alone {fig(claim['events_per_s'])} events/s; " if claim else "") + \
+            f"original demo's loop {fig(base['events_per_s'])} events/s"
+        for sink in d.get("sinks", []):
+            e = find(d["drain"], case="headline", sink=sink, drivers=1, batch=batch)
+            if not e:
+                continue
+            goal = TARGET_DRAIN.get(sink, TARGET_DRAIN_OTHER)
+            issue = "" if sink in TARGET_DRAIN else " (issue 11)"
+            rows.append((f"drain, one driver, one event per key, batch {batch}, into {sink_name(sink)}{issue}",
+                         f">= {num(goal)} events/s", capped_fig(e), f"{anchor}; {fig(e['x_baseline'], 1, 'x')} the loop",
+                         verdict(med(e["events_per_s"]) >= goal)))
+        for sink in d.get("sinks", []):
+            e = find(d["drain"], case="headline", sink=sink, drivers=2, batch=batch)
+            one = find(d["drain"], case="headline", sink=sink, drivers=1, batch=batch)
+            if e and e.get("x_one_driver"):
+                rows.append((f"drain, two drivers vs one, into {sink_name(sink)}", f">= {TARGET_TWO_DRIVERS}x",
+                             fig(e["x_one_driver"], 2, "x"),
+                             f"one driver {fig(one['events_per_s'])}, two {fig(e['events_per_s'])} events/s",
+                             verdict(med(e["x_one_driver"]) >= TARGET_TWO_DRIVERS)))
+        for sink, reason in (d.get("skipped_sinks") or {}).items():
+            goal = TARGET_DRAIN.get(sink, TARGET_DRAIN_OTHER)
+            rows.append((f"drain, one driver, into {sink_name(sink)}", f">= {num(goal)} events/s", "skipped",
+                         reason, "-"))
+        if claim:
+            rows.append((f"the claim alone, `claim_sync_events({batch})` in a loop, no sink",
+                         f">= {num(TARGET_CLAIM)} events/s", capped_fig(claim),
+                         f"queue of {num(claim['events'])} events, one per key",
+                         verdict(med(claim["events_per_s"]) >= TARGET_CLAIM)))
     if "latency" in r:
         n = find(r["latency"]["results"], notify=True)
         if n:
-            rows.append((f"commit-to-visible p99 at {num(r['latency']['rate'])} changes/s (wake-up by NOTIFY)",
-                         f"< {TARGET_P99_MS:.0f} ms", fig(n["p99_ms"], 2, " ms"),
-                         verdict(n["p99_ms"]["median"] < TARGET_P99_MS and n["not_seen"] == 0)))
-        s = find(r["latency"]["results"], notify=False)
-        if s:
-            bound = s["sweep_interval"] * 1000
-            rows.append((f"notifications disabled: every change still arrives, within the sweep interval "
-                         f"({s['sweep_interval']:g} s) plus one batch", "max <= sweep + 100 ms, none lost",
-                         f"max {fig(s['max_ms'], 0, ' ms')}, {s['not_seen']} not seen",
-                         verdict(s["max_ms"]["max"] <= bound + 100 and s["not_seen"] == 0)))
+            rows.append((f"commit-to-visible p99 at {num(r['latency']['rate'])} changes/s (wake-up by NOTIFY; "
+                         "issue 10.5)", f"< {TARGET_P99_MS:.0f} ms", fig(n["p99_ms"], 2, " ms"),
+                         f"p50 {fig(n['p50_ms'], 2, ' ms')}; {n['not_seen']} changes not seen",
+                         verdict(med(n["p99_ms"]) < TARGET_P99_MS and n["not_seen"] == 0)))
     if "health" in r:
         h = r["health"]
-        plain = find(h["results"], long_txn=False)
-        if plain and plain["windows"]:
-            rates = [w["events_per_s"]["median"] for w in plain["windows"]]
-            ratio = rates[-1] / sorted(rates)[len(rates) // 2]
-            rows.append((f"no sustained decline across {num(h['events'])} events, no long transaction",
-                         f"last window >= {DECLINE_TOLERANCE:.0%} of the median window",
-                         f"last/median window {ratio:.2f}", verdict(ratio >= DECLINE_TOLERANCE)))
-        rr = find(h["results"], long_txn=True)
-        if rr and rr["windows"]:
-            rates = [w["events_per_s"]["median"] for w in rr["windows"]]
-            rows.append(("with a REPEATABLE READ transaction held open: decline (reported, no target)", "report",
-                         f"first window {num(rates[0])} events/s, last {num(rates[-1])} events/s "
-                         f"({rates[-1] / rates[0]:.2f}x); dead tuples up to {fig(rr['max_dead_tuples'])}", "-"))
-        base = r.get("drain", {}).get("raw", {}).get("baseline")
-        if plain and base:
-            by_run = {b["run"]: b["events_per_s"] for b in base}
-            ratios = [x["events_per_s"] / by_run[x["run"]] for x in h["raw"]
-                      if not x["long_txn"] and x["events_per_s"] and x["run"] in by_run]
-            if ratios:
-                ratios.sort()
-                rows.append((f"the same, with one event per key (section 5's drain, batch {h['batch']}, against the "
-                             "baseline of the same repetition)", f">= {TARGET_X_BASELINE:.0f}x",
-                             f"{ratios[len(ratios) // 2]:.1f}x ({ratios[0]:.1f}-{ratios[-1]:.1f})",
-                             verdict(ratios[len(ratios) // 2] >= TARGET_X_BASELINE)))
+        plain = find(h["results"], server="main", long_txn=False)
+        for e in h["results"]:
+            if not e["long_txn"]:
+                continue
+            where = SERVER_NAMES[e["server"]]
+            first = e["windows"][0]["events_per_s"] if e["windows"] else None
+            last = e["windows"][-1]["events_per_s"] if e["windows"] else None
+            complete = f"{e['complete_runs']}/{e['runs']} drains complete"
+            rows.append((f"long transaction held, {where}: last {num(h['window'])}-event window vs the first",
+                         f">= {TARGET_LAST_FIRST:.2f}", fig(e["last_first_ratio"], 2),
+                         f"first window {fig(first)}, last {fig(last)} events/s; overall {fig(e['events_per_s'])}"
+                         + (f"; without a long transaction (this server) {fig(plain['events_per_s'])}" if plain else "")
+                         + f"; {complete}",
+                         verdict(med(e["last_first_ratio"]) is not None and med(e["last_first_ratio"]) >= TARGET_LAST_FIRST
+                                 and e["complete_runs"] == e["runs"])))
+            final_mib = float(e["final_total_bytes"]["max"] or 0) / 1048576
+            final_dead = float(e["final_dead_tuples"]["max"] or 0)
+            rows.append((f"long transaction held, {where}: queue size and dead tuples bounded (they must not grow "
+                         "with the events drained)",
+                         f"after the drain <= {BOUNDED_FINAL_MIB:.0f} MiB and dead tuples <= "
+                         f"{BOUNDED_FINAL_DEAD:.0%} of the events drained",
+                         f"max {fig(mib(e['max_total_bytes']), 1, ' MiB')}, {fig(e['max_dead_tuples'])} dead; "
+                         f"final {fig(mib(e['final_total_bytes']), 1, ' MiB')}, {fig(e['final_dead_tuples'])} dead",
+                         f"{num(h['events'])} events drained; {fig(e['truncations_seen'])} TRUNCATEs seen; "
+                         f"{fig(e['autovacuums'])} autovacuums of the queue",
+                         verdict(final_mib <= BOUNDED_FINAL_MIB and final_dead <= BOUNDED_FINAL_DEAD * h["events"])))
+            w = e.get("writer")
+            if w:
+                rows.append((f"writers never wait on the driver ({where}): a writer updating a tracked table "
+                             "during the drain", "no wait on a queue table in pg_locks",
+                             f"{w['queue_lock_waits']} waits on a queue table, writer blocked in "
+                             f"{w['writer_blocked_samples']} of {num(w['lock_samples'])} samples; max statement "
+                             f"{fig(w['max_ms'], 1, ' ms')}",
+                             f"writer median {fig(w['median_ms'], 2, ' ms')}, p99 {fig(w['p99_ms'], 2, ' ms')} over "
+                             f"{fig(w['statements'])} statements; {fig(e['truncations_seen'])} TRUNCATEs seen",
+                             verdict(w["queue_lock_waits"] == 0 and not w["errors"])))
+        for case, reason in (h.get("skipped") or {}).items():
+            rows.append((f"queue health, case {case}", "measured", "skipped", reason, "**missed**"))
         if plain:
             rows.append((f"driver peak RSS draining {num(h['events'])} events", f"< {TARGET_RSS_MB:.0f} MB",
-                         fig(plain["peak_rss_mb"], 1, " MB"), verdict(plain["peak_rss_mb"]["median"] < TARGET_RSS_MB)))
+                         fig(plain["peak_rss_mb"], 1, " MB"), "-", verdict(med(plain["peak_rss_mb"]) < TARGET_RSS_MB)))
     if not rows:
         return []
-    out = ["## Targets (issue 5)", "", "| target | goal | measured | |", "|---|---|---|---|"]
-    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    met = sum(row[4] == "**met**" for row in rows)
+    missed = sum(row[4] == "**missed**" for row in rows)
+    out = ["## Targets (issue 10, and issue 11's per-sink drain)", "",
+           f"{met} met, {missed} missed, {len(rows) - met - missed} not judged.", "",
+           "| target | goal | measured (median, min to max) | anchor (same run) | |", "|---|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
     return out + [""]
 
 
-VARIANTS = {"untracked": "untracked", "wlsync": "wlsync.track (key capture, wake-up flag)",
-            "notify_every": "key capture + NOTIFY every change (original demo)",
-            "full_row": "full-row capture (to_jsonb(NEW))",
-            "wlsync_invoker": "wlsync.track, trigger without SECURITY DEFINER/SET (experiment)"}
+# --------------------------------------------------------------------------- sections
+
+VARIANTS = {"untracked": "untracked", "wlsync": "wlsync.track", "floor": "floor (bare one-insert trigger)",
+            "slot": "live logical slot (pgoutput)", "notify_every": "key capture + NOTIFY every change",
+            "full_row": "full-row capture (to_jsonb(NEW))"}
 
 
 def overhead(o: dict) -> list[str]:
-    out = ["## 1. Write overhead on MDB (pgbench)", "",
+    out = ["## 1. Capture cost on MDB (pgbench)", "",
            f"pgbench, one statement per transaction on a {num(o['rows'])}-row table `bench_rows (id int primary key, "
            f"counter int, note text)`, {o['seconds']} s per run, `-c N -j N`. UPDATE: `UPDATE bench_rows SET counter = "
            "counter + 1 WHERE id = random(1, rows)`; INSERT: a new random key above the loaded ones (`ON CONFLICT DO "
-           "NOTHING`). Variants in turn within each run, each from the same state (inserted rows deleted, queue "
-           "truncated, VACUUM, CHECKPOINT). No driver runs meanwhile: wlsync's wake-up flag is disarmed, so its "
-           "triggers send no NOTIFY (a busy driver keeps it disarmed); the notify-every variant is a key-only "
-           "trigger that calls `pg_notify` on every change, as the original demo did.", ""]
-    variants = list(dict.fromkeys(e["variant"] for e in o["results"]))
-    header = "| statement | clients | " + " | ".join(VARIANTS.get(v, v) + " TPS" + ("" if v == "untracked" else " (overhead)")
-                                                for v in variants) + " |"
-    out += [header, "|" + "---|" * (2 + len(variants))]
-    for mode in dict.fromkeys(e["mode"] for e in o["results"]):
-        for clients in dict.fromkeys(e["clients"] for e in o["results"]):
-            cells = []
-            for v in variants:
-                e = find(o["results"], mode=mode, clients=clients, variant=v)
-                if not e:
-                    cells.append("-")
-                elif v == "untracked":
-                    cells.append(fig(e["tps"]))
-                else:
-                    cells.append(f"{fig(e['tps'])} ({fig(e['overhead_pct'], 1, '%')})")
-            out.append(f"| {mode.upper()} | {clients} | " + " | ".join(cells) + " |")
-    return out + [""]
-
-
-def drain(d: dict, cfg: dict) -> list[str]:
-    drivers = list(dict.fromkeys(e["drivers"] for e in d["drain"]))
-    batches = list(dict.fromkeys(e["batch"] for e in d["drain"]))
-    sizes = ", ".join(f"batch {b}: {num(find(d['drain'], batch=b)['events'])}" for b in batches)
-    out = ["## 2. Drain throughput", "",
-           "A queue pre-filled with 2 events per key (every key once, then every key again, as after a backfill "
-           "followed by a write to every row) over `bench_rows`, drained by N `wlsync_driver.py run --once --batch B` "
-           "processes started together, into a fresh WL (an SQLite file, or a table in a second PostgreSQL database "
-           "on the same server). Events/s counts queue events (the claim collapses the 2 events of a key into one "
-           "WL write: keys/s is half). Time runs from the first claim's start to the last batch's commit, from the "
-           "drivers' own logs (process start-up and connecting excluded). After each case the queue is checked "
-           "empty and WL holds every key.", "",
-           f"Queue sizes (events): {sizes}. A queue smaller than 200k (batch 1) keeps the run within its time "
-           "budget: a batch-1 drain of 200k events takes minutes per case, and the claim's cost does not depend on "
-           "the queue's length while the queue holds no dead tuples (see section 5). A case still running after "
-           f"{num(d.get('cap'), 1)} s is stopped there (drivers get SIGTERM and finish their batch) and its rate "
-           "covers what it drained: such cells are marked † with the share of the queue drained.", ""]
-    for sink in dict.fromkeys(e["sink"] for e in d["drain"]):
-        out += [f"**Into {'SQLite' if sink == 'sqlite' else 'PostgreSQL'}**, events/s:", "",
-                "| batch | " + " | ".join(f"{n} driver{'s' if n > 1 else ''}" for n in drivers) + " |",
-                "|" + "---|" * (1 + len(drivers))]
-        for b in batches:
-            out.append(f"| {b} | " + " | ".join(capped_fig(find(d["drain"], sink=sink, drivers=n, batch=b))
-                                                for n in drivers) + " |")
+           "NOTHING`). Variants in turn within each round, each from the same state (inserted rows deleted, queues "
+           "truncated, VACUUM, CHECKPOINT). No driver runs meanwhile (wlsync's wake-up is disarmed: no NOTIFY). "
+           "*Floor*: a bare PL/pgSQL AFTER row trigger inserting one `(int, bigint)` row into an unindexed table, "
+           "on INSERT and on UPDATE `WHEN (OLD *<> NEW)` like wlsync's. *Logical slot*: a publication on the table, a "
+           "pgoutput slot created for the run and consumed by `pg_recvlogical -f /dev/null` (status every second), "
+           "dropped after it; measured on the throwaway cluster (wal_level logical), where untracked, wlsync and "
+           "the floor are measured again, so that each ratio compares like with like. Overhead: points of "
+           "untracked TPS lost on the same server in the same round; *vs floor*: wlsync's points minus the "
+           "floor's, same round.", ""]
+    for server in o.get("servers", ["main"]):
+        mine = [e for e in o["results"] if e.get("server", "main") == server]
+        variants = list(dict.fromkeys(e["variant"] for e in mine))
+        out += [f"**{SERVER_NAMES.get(server, server)}**, TPS (overhead in points):", "",
+                "| statement | clients | " + " | ".join(VARIANTS.get(v, v) for v in variants)
+                + " | wlsync vs floor |" + (" wlsync vs slot |" if "slot" in variants else ""),
+                "|" + "---|" * (3 + len(variants) + ("slot" in variants))]
+        for mode in dict.fromkeys(e["mode"] for e in mine):
+            for clients in dict.fromkeys(e["clients"] for e in mine):
+                cells = []
+                for v in variants:
+                    e = find(mine, mode=mode, clients=clients, variant=v)
+                    if not e:
+                        cells.append("-")
+                    elif v == "untracked":
+                        cells.append(fig(e["tps"]))
+                    else:
+                        cells.append(f"{fig(e['tps'])} ({fig(e.get('overhead_pct'), 1)})")
+                wl = find(mine, mode=mode, clients=clients, variant="wlsync") or {}
+                cells.append(fig(wl.get("pts_vs_floor"), 1, " pts"))
+                if "slot" in variants:
+                    cells.append(fig(wl.get("pts_vs_slot"), 1, " pts"))
+                out.append(f"| {mode.upper()} | {clients} | " + " | ".join(cells) + " |")
         out.append("")
-    out += ["**The claim function alone** (no sink, one connection: `BEGIN; SELECT * FROM "
-            "wlsync.claim_sync_events(B); COMMIT` in a loop, rows fetched), the queue's own ceiling:", "",
-            "| batch | queue events | events/s |", "|---|---|---|"]
-    for c in d["claim_alone"]:
-        out.append(f"| {c['batch']} | {num(c['events'])} | {capped_fig(c)} |")
-    b = d["baseline"]
-    out += ["", "## 3. The original demo's approach (baseline)", "",
-            "One thread, one event per transaction: `DELETE FROM wlsync.queue WHERE event_id = (SELECT event_id FROM "
-            "wlsync.queue ORDER BY event_id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING table_id, pk`, re-read of the "
-            "row by key, upsert into SQLite (WAL, synchronous = FULL, like wlsync's SQLite sink), commit WL, commit "
-            f"MDB. It drains the first {num(b['events'])} events (or what it drains in {num(d.get('cap'), 1)} s: "
-            f"{fig(b.get('drained'))} events) of the same {num(b['queue'])}-event queue on the same table, in the "
-            "same run.", "",
-            f"Baseline: **{fig(b['events_per_s'])} events/s**.", "",
-            "wlsync as a multiple of the baseline (ratio within each repetition):", ""]
-    for sink in dict.fromkeys(e["sink"] for e in d["ratios"]):
-        out += [f"**{'SQLite' if sink == 'sqlite' else 'PostgreSQL'}**:", "",
-                "| batch | " + " | ".join(f"{n} driver{'s' if n > 1 else ''}" for n in drivers) + " |",
-                "|" + "---|" * (1 + len(drivers))]
-        for bt in batches:
-            out.append(f"| {bt} | " + " | ".join(fig((find(d["ratios"], sink=sink, drivers=n, batch=bt) or {})
-                                                     .get("x_baseline"), 1, "x") for n in drivers) + " |")
-        out.append("")
+        slots = [e for e in mine if e["variant"] == "slot"]
+        if slots:
+            out += ["The slot's consumer at the end of each run (it must keep up for the comparison to hold): "
+                    + "; ".join(f"{e['mode'].upper()} {e['clients']} clients: {fig(e['slot_lag_kb'])} kB behind, "
+                                f"caught up in {fig(e['slot_catchup_s'], 1, ' s')}"
+                                + (f" ({e['slot_not_caught_up']} run(s) not within 30 s)" if e['slot_not_caught_up'] else "")
+                                for e in slots) + ".", ""]
+    if o.get("logical_skipped"):
+        out += [f"Throwaway-cluster variants skipped: {o['logical_skipped']}.", ""]
     return out
+
+
+def tpcb(t: dict) -> list[str]:
+    out = ["## 1b. A real client: pgbench's TPC-B-like script", "",
+           f"`pgbench -i -s {t['scale']}` in a database of its own, `wlsync.track` on `pgbench_accounts`, "
+           f"`pgbench_tellers`, `pgbench_branches` (not `pgbench_history`, which has no key); then the built-in "
+           f"script at {t['clients']} clients (`-c {t['clients']} -j {t['clients']} -T {t['seconds']} -n`, after "
+           "pgbench's own pre-run VACUUM of branches and tellers and TRUNCATE of history, plus an empty queue and a "
+           f"CHECKPOINT). *Drivers*: {t['drivers']} `wlsync_driver.py run` processes draining into a fresh WL of "
+           "the sink during the load; when it stops, the backlog must drain, then the drivers get SIGTERM and must "
+           "exit 0, and WL must hold exactly the accounts of the round with MDB's balances (checked for SQLite and "
+           "PostgreSQL).", "",
+           "| variant | TPS | % of untracked | events queued when the load stopped | backlog drained after | WL check |",
+           "|---|---|---|---|---|---|"]
+    for e in t["results"]:
+        v = e["variant"]
+        label = {"untracked": "untracked", "capture": "capture only"}.get(
+            v, f"capture + {t['drivers']} drivers into {sink_name(v.split(':', 1)[-1])}")
+        check = "-"
+        if v.startswith("drivers:"):
+            check = (f"{e['wl_checked'] - e['wl_mismatches']}/{e['wl_checked']} equal" if e["wl_checked"]
+                     else "not checked")
+        out.append(f"| {label} | {fig(e['tps'])} | {fig(e['pct_of_untracked'], 1, '%')} | {fig(e['queued_after'])} | "
+                   + (f"{fig(e['drain_after_s'], 1, ' s')}" + (f" ({e['not_drained_runs']} not drained)"
+                                                               if e["not_drained_runs"] else "")
+                      if v.startswith("drivers:") else "-") + f" | {check} |")
+    for sink, reason in (t.get("skipped_sinks") or {}).items():
+        out.append(f"| capture + drivers into {sink_name(sink)} | skipped: {reason} | | | | |")
+    return out + [""]
 
 
 def capped_fig(entry: dict | None) -> str:
@@ -266,14 +376,55 @@ def capped_fig(entry: dict | None) -> str:
     return text
 
 
+def drain(d: dict) -> list[str]:
+    out = ["## 2. Drain throughput", "",
+           f"A queue pre-filled with one event per key ({num(d['queue'])} keys of a table `bench_big` like "
+           "`bench_rows`), drained by N `wlsync_driver.py run --once --batch B` processes started together, into a "
+           "fresh WL whose tables already exist. Time runs from the first claim's start to the last batch's commit, "
+           "from the drivers' own logs (process start-up and connecting excluded). After a complete drain the "
+           f"queue is checked empty and WL holds every key. A case still running after {num(d['cap'], 1)} s "
+           f"({num(d['sweep_cap'], 1)} s in the sweep) is stopped there (SIGTERM: the batch in hand finishes) and "
+           "its rate covers what it drained: marked †.", "",
+           f"**Headline: default batch ({d['default_batch']})**, events/s:", "",
+           "| sink | 1 driver | 2 drivers | 2 vs 1 | 1 driver vs the original loop |", "|---|---|---|---|---|"]
+    for sink in d.get("sinks", []):
+        one = find(d["drain"], case="headline", sink=sink, drivers=1)
+        two = find(d["drain"], case="headline", sink=sink, drivers=2)
+        out.append(f"| {sink_name(sink)} | {capped_fig(one)} | {capped_fig(two)} | "
+                   f"{fig((two or {}).get('x_one_driver'), 2, 'x')} | {fig((one or {}).get('x_baseline'), 1, 'x')} |")
+    for sink, reason in (d.get("skipped_sinks") or {}).items():
+        out.append(f"| {sink_name(sink)} | skipped: {reason} | | | |")
+    sweep = [e for e in d["drain"] if e["case"] == "sweep"]
+    if sweep:
+        out += ["", "**Batch-size sweep** (one driver, one event per key), events/s:", "",
+                "| sink | batch | queue events | events/s |", "|---|---|---|---|"]
+        for e in sweep:
+            out.append(f"| {sink_name(e['sink'])} | {e['batch']} | {num(e['events'])} | {capped_fig(e)} |")
+    out += ["", "**The claim function alone** (no sink, one connection: `BEGIN; SELECT * FROM "
+            "wlsync.claim_sync_events(B); COMMIT` in a loop, rows fetched), the queue's own ceiling:", "",
+            "| batch | queue events | events/s |", "|---|---|---|"]
+    for c in d["claim_alone"]:
+        out.append(f"| {c['batch']} | {num(c['events'])} | {capped_fig(c)} |")
+    b = d["baseline"]
+    out += ["", "## 3. The original demo's approach (baseline)", "",
+            "One thread, one event per transaction: `DELETE FROM <current queue slot> WHERE ctid = (SELECT ctid ... "
+            "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING table_id, pk`, re-read of the row by key, upsert into SQLite "
+            "(WAL, synchronous = FULL, like wlsync's SQLite sink), commit WL, commit MDB. It drains the first "
+            f"{num(b['events'])} events (or what it drains in {num(d.get('cap'), 1)} s: {fig(b.get('drained'))} events) "
+            f"of a {num(b['queue'])}-event queue (one event per key) on the same table, in the same round.", "",
+            f"Baseline: **{fig(b['events_per_s'])} events/s**.", ""]
+    return out
+
+
 def latency(lat: dict) -> list[str]:
     out = ["## 4. Latency", "",
            f"One `wlsync_driver.py run` (batch 1000) into SQLite; a writer commits {num(lat['rate'])} single-row "
            f"UPDATEs a second (one per transaction, a different key each) for {lat['seconds']:g} s; a poller reads "
            "WL every 0.2 ms until each committed value is there. Latency: from the writer's COMMIT returning to "
-           "the value being readable in WL. *NOTIFY*: the normal wake-up (the driver arms the flag when idle, the "
+           "the value being readable in WL. *NOTIFY*: the normal wake-up (the driver arms it when idle, the "
            "first change notifies), driver at its default sweep of 60 s. *Sweep only*: a trigger on "
-           "`wlsync.wakeup` keeps the flag disarmed, so no change ever notifies and only the sweep delivers.", "",
+           "`wlsync.capture_state` keeps the wake-up disarmed, so no change ever notifies and only the sweep delivers.",
+           "",
            "| wake-up | sweep interval | changes | p50 ms | p95 ms | p99 ms | max ms | not seen |",
            "|---|---|---|---|---|---|---|---|"]
     for e in lat["results"]:
@@ -286,51 +437,57 @@ def latency(lat: dict) -> list[str]:
 def health(h: dict) -> list[str]:
     out = ["## 5. Queue health and 6. memory", "",
            f"A queue of {num(h['events'])} events (one per key) over a {num(h['events'])}-row table, drained by one "
-           f"`wlsync_driver.py run --once --batch {h['batch']}` into SQLite, WL table already "
-           "created; no writers meanwhile, so the figures are the queue's own behaviour over a long, sustained "
-           "drain. *With long "
+           f"`wlsync_driver.py run --once --batch {h['batch']}` into SQLite, WL table already created. *Long "
            "transaction*: another session holds `BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT ...` open (idle, "
-           "with a snapshot) in MDB for the whole drain, so vacuum cannot remove the deleted queue rows. Events/s "
-           f"per window of {num(h['window'])} events; queue size (`pg_total_relation_size`, heap + indexes) and "
-           "dead tuples (`pg_stat_user_tables.n_dead_tup`, sampled every 0.5 s) at the end of the window. "
-           f"A drain still running after {num(h['timeout'])} s ({num(h.get('timeout_long', h['timeout']))} s with "
-           "the long transaction) is stopped and reported as far as it got (see *complete runs*).", ""]
-    res = {e["long_txn"]: e for e in h["results"]}
-    count = max(len(e["windows"]) for e in h["results"])
-    out += ["| events | no long txn: events/s | queue MiB | dead tuples | long txn: events/s | queue MiB | dead tuples |",
-            "|---|---|---|---|---|---|---|"]
-    for i in range(count):
-        cells = []
-        upto = None
-        for lt in (False, True):
-            ws = res.get(lt, {}).get("windows", [])
-            if i < len(ws):
-                w = ws[i]
-                upto = w["upto"]
-                cells += [fig(w["events_per_s"]), fig(mib(w["queue_total_bytes"]), 1), fig(w["dead_tuples"])]
-            else:
-                cells += ["-", "-", "-"]
-        out.append(f"| {num(upto)} | " + " | ".join(cells) + " |")
-    out += ["", "| | no long transaction | long transaction held |", "|---|---|---|"]
+           "with a snapshot) in MDB for the whole drain, and a writer updates random rows of a tracked table "
+           "(`bench_rows`) as fast as it can, one autocommit statement at a time, timing each, while another "
+           "session samples `pg_locks` every 10 ms for any lock wait on `wlsync.queue_0..2` and for the writer "
+           "being blocked at all (`pg_blocking_pids`); the writer's own events are drained too but not counted. "
+           f"Events/s per window of {num(h['window'])} events; queue size (`pg_total_relation_size`, summed over "
+           "`wlsync.queue_0..2`) and dead tuples (`pg_stat_user_tables.n_dead_tup`, summed, sampled every 0.5 s) at "
+           "the end of each window. TRUNCATEs seen: a slot seen sealed, then not, by that sampling (a lower "
+           f"bound). A drain still running after {num(h['timeout'])} s is stopped and reported as far as it got "
+           "(see *complete runs*). *This server* runs with autovacuum off; the throwaway cluster with it on.", ""]
+    for e in h["results"]:
+        label = f"{SERVER_NAMES.get(e['server'], e['server'])}, {'long transaction held' if e['long_txn'] else 'no long transaction'}"
+        out += [f"**{label}**:", "", "| events | events/s | queue MiB | dead tuples |", "|---|---|---|---|"]
+        for w in e["windows"]:
+            out.append(f"| {num(w['upto'])} | {fig(w['events_per_s'])} | {fig(mib(w['queue_total_bytes']), 1)} | "
+                       f"{fig(w['dead_tuples'])} |")
+        out.append("")
+    out += ["| | " + " | ".join(f"{SERVER_SHORT.get(e['server'], e['server'])}, "
+                                f"{'long txn' if e['long_txn'] else 'no long txn'}" for e in h["results"]) + " |",
+            "|---|" + "---|" * len(h["results"])]
     for label, key, f in (("complete runs", "complete_runs", None), ("overall events/s", "events_per_s", 0),
+                          ("last window / first window", "last_first_ratio", 2),
                           ("drain seconds", "seconds", 1), ("max dead tuples", "max_dead_tuples", 0),
+                          ("dead tuples after the drain", "final_dead_tuples", 0),
                           ("max queue size MiB", "max_total_bytes", "mib"),
                           ("queue size after the drain MiB", "final_total_bytes", "mib"),
                           ("dead tuples after the drain (pgstattuple, exact)", "final_dead_exact", 0),
+                          ("TRUNCATEs seen", "truncations_seen", 0),
                           ("autovacuums of the queue during the drain", "autovacuums", 0),
                           ("driver peak RSS MB (VmHWM / ru_maxrss)", "peak_rss_mb", 1)):
         cells = []
-        for lt in (False, True):
-            e = res.get(lt)
-            if e is None:
-                cells.append("-")
-            elif f is None:
-                cells.append(str(e[key]))
+        for e in h["results"]:
+            if f is None:
+                cells.append(f"{e[key]}/{e['runs']}")
             elif f == "mib":
                 cells.append(fig(mib(e[key]), 1))
             else:
                 cells.append(fig(e[key], f))
         out.append(f"| {label} | " + " | ".join(cells) + " |")
+    writers = [(e, e["writer"]) for e in h["results"] if e.get("writer")]
+    if writers:
+        out += ["", "**The writer during the long-transaction drains**:", "",
+                "| server | statements | median ms | p99 ms | max ms | lock samples | waits on a queue table | "
+                "samples with the writer blocked |", "|---|---|---|---|---|---|---|---|"]
+        for e, w in writers:
+            out.append(f"| {SERVER_SHORT.get(e['server'], e['server'])} | {fig(w['statements'])} | "
+                       f"{fig(w['median_ms'], 2)} | {fig(w['p99_ms'], 2)} | {fig(w['max_ms'], 1)} | "
+                       f"{num(w['lock_samples'])} | {w['queue_lock_waits']} | {w['writer_blocked_samples']} |")
+    for case, reason in (h.get("skipped") or {}).items():
+        out += ["", f"Case {case} skipped: {reason}."]
     return out + [""]
 
 

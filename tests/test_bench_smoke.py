@@ -1,8 +1,9 @@
 """The benchmark still runs: a tiny slice of every bench/bench.py section (< 30 s).
 
 `make bench` itself is too long for the suite; this runs `bench/bench.py --mode smoke`
-(one case of each kind, tiny sizes) in its own wlsync_bench_smoke* databases and checks
-that every section produced sane figures and that bench/RESULTS.md was left alone.
+(one case of each kind, tiny sizes; no throwaway cluster, no drivers during TPC-B) in its
+own wlsync_bench_smoke* databases and checks that every section produced sane figures
+and that bench/RESULTS.md was left alone.
 """
 from __future__ import annotations
 
@@ -28,18 +29,28 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["tps"]["median"] > 0 for r in results["overhead"]["results"]] == [True, True]
+    overhead = results["overhead"]["results"]
+    assert {(r["variant"], r["tps"]["median"] > 0) for r in overhead} == {("untracked", True), ("wlsync", True),
+                                                                        ("floor", True)}
+    assert next(r for r in overhead if r["variant"] == "wlsync")["pts_vs_floor"]["n"] == 1
+    tpcb = {r["variant"]: r for r in results["tpcb"]["results"]}
+    assert set(tpcb) == {"untracked", "capture"} and tpcb["capture"]["pct_of_untracked"]["median"] > 0
     drain = results["drain"]
     assert {(d["sink"], d["events_per_s"]["median"] > 0) for d in drain["drain"]} == {("sqlite", True),
                                                                                      ("postgresql", True)}
+    assert {(d["drivers"], d["sink"]) for d in drain["drain"] if d["case"] == "headline"} == {
+        (1, "sqlite"), (2, "sqlite"), (1, "postgresql"), (2, "postgresql")}
     assert drain["claim_alone"][0]["events_per_s"]["median"] > 0
     assert drain["baseline"]["events_per_s"]["median"] > 0
     notify, sweep = results["latency"]["results"]
     assert notify["not_seen"] == 0 and sweep["not_seen"] == 0
     assert sweep["max_ms"]["median"] < (sweep["sweep_interval"] + 5) * 1000
+    assert [(h["server"], h["long_txn"]) for h in results["health"]["results"]] == [("main", False), ("main", True)]
     for health in results["health"]["results"]:
         assert health["complete_runs"] == 1
         assert health["peak_rss_mb"]["median"] > 1
+    writer = results["health"]["results"][1]["writer"]
+    assert writer["statements"]["median"] > 0 and writer["lock_samples"] > 0 and not writer["errors"]
     report = (tmp_path / "RESULTS.md").read_text()
-    assert "smoke mode" in report and "## 5. Queue health" in report
+    assert "smoke mode" in report and "## Targets (issue 10" in report and "## 5. Queue health" in report
     assert (ROOT / "bench" / "RESULTS.md").read_bytes() == results_md
