@@ -125,7 +125,7 @@ class Connection:
     inbox: str
     loop: asyncio.AbstractEventLoop
     waiting: dict = field(default_factory=dict)   # reply token -> (callback, index in its round)
-    buckets: set = field(default_factory=set)     # buckets known to exist
+    buckets: dict = field(default_factory=dict)   # bucket -> its KeyValue, for buckets known to exist
 
     def close(self) -> None:
         """From the driver's thread (Sink.reset)."""
@@ -198,7 +198,6 @@ class NatsSink(Sink):
 
         try:
             await nc.subscribe(conn.inbox + "*", cb=reply)
-            await self._bucket(conn, self.meta)
         except BaseException:
             await nc.close()
             raise
@@ -217,15 +216,17 @@ class NatsSink(Sink):
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.loop = None
 
-    async def _bucket(self, conn: Connection, bucket: str) -> None:
-        if bucket in conn.buckets:
-            return
-        try:
-            await conn.js.key_value(bucket)
-        except nats.js.errors.BucketNotFoundError:
-            # Direct gets: any server of the stream answers a read, and cheaply.
-            await conn.js.create_key_value(bucket=bucket, history=1, direct=True)
-        conn.buckets.add(bucket)
+    async def _bucket(self, conn: Connection, bucket: str, create: bool = True):
+        """The bucket's KeyValue, made first if ``create``; None if it does not exist."""
+        if bucket not in conn.buckets:
+            try:
+                conn.buckets[bucket] = await conn.js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                if not create:
+                    return None
+                # Direct gets: any server of the stream answers a read, and cheaply.
+                conn.buckets[bucket] = await conn.js.create_key_value(bucket=bucket, history=1, direct=True)
+        return conn.buckets[bucket]
 
     async def _requests(self, conn: Connection, requests: list[tuple[str, bytes, dict | None]]) -> list:
         """Send every request, then await the answers: one round trip for all."""
@@ -374,8 +375,8 @@ class NatsSink(Sink):
                                     rejected=True)
 
             async def apply():
-                for table in {bucket_name(self.wl, t) for t in self.tables.values()}:
-                    await self._bucket(conn, table)
+                for bucket in {self.meta} | {w.bucket for w in writes}:
+                    await self._bucket(conn, bucket)
                 # max_version first: it must cover every version that a reader may see.
                 await self._raise_max_version(conn, max(r["version"] for r in rows))
                 # Publishing is committing, key by key: this is the last moment to give up.
@@ -385,6 +386,8 @@ class NatsSink(Sink):
 
     def max_version(self):
         async def read(conn):
+            if await self._bucket(conn, self.meta, create=False) is None:
+                return 0
             ((_, version, _),) = await self._latest(conn, self.meta, ["max_version"])
             return version
         with self.guard("reading the highest version"):
@@ -393,7 +396,8 @@ class NatsSink(Sink):
     def rows_by_key(self, table, pks):
         async def read(conn):
             bucket = bucket_name(self.wl, table)
-            await self._bucket(conn, bucket)
+            if await self._bucket(conn, bucket, create=False) is None:
+                return [(0, 0, None)] * len(pks)
             return await self._latest(conn, bucket, [encode_key(table, pk) for pk in pks])
         with self.guard("reading rows"):
             found = self._run(read(self.live))
@@ -401,10 +405,8 @@ class NatsSink(Sink):
 
     def keys(self, table, chunk):
         async def start(conn):
-            bucket = bucket_name(self.wl, table)
-            await self._bucket(conn, bucket)
-            kv = await conn.js.key_value(bucket)
-            return await kv.watchall(meta_only=True, ignore_deletes=True)
+            kv = await self._bucket(conn, bucket_name(self.wl, table), create=False)
+            return None if kv is None else await kv.watchall(meta_only=True, ignore_deletes=True)
 
         async def next_chunk(watcher):
             keys = []
@@ -417,6 +419,8 @@ class NatsSink(Sink):
 
         with self.guard("listing keys"):
             watcher = self._run(start(self.live))
+            if watcher is None:   # a table this WL never had
+                return
             try:
                 while keys := self._run(next_chunk(watcher)):
                     yield [decode_key(table, key) for key in keys]
