@@ -249,6 +249,15 @@ STORES = {
     "example": Store(example_wl),
 }
 
+# Redis (db 10, a key prefix per test) and NATS (a NAME per test): tests/kv_stores.py.
+# Neither can be made to refuse one title (their own rejections: tests/test_sink_redis.py,
+# tests/test_sink_nats.py, with the restarts of a throwaway server of each).
+from tests import kv_stores  # noqa: E402
+
+STORES["redis"] = Store(kv_stores.redis_wl, None,
+                        (Outage("connections killed and refused", kv_stores.redis_refusing, True),))
+STORES["nats"] = Store(kv_stores.nats_wl)
+
 
 @pytest.fixture(params=list(STORES))
 def target(request):

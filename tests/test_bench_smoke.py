@@ -25,7 +25,7 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
     env = {**os.environ, "BENCH_DB_PREFIX": f"wlsync_bench_smoke{os.getpid()}_"}
     env.pop("BENCH_QUICK", None)
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--mode", "smoke", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+                          capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     results = json.loads((tmp_path / "results.json").read_text())

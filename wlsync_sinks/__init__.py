@@ -42,6 +42,9 @@ ENTRY_POINT_GROUP = "wlsync.sinks"
 # The sinks shipped with wlsync, as pyproject.toml registers them: used when no
 # installed distribution registers the scheme (a plain checkout, PYTHONPATH=.).
 BUILTIN_SINKS = {
+    "redis": "wlsync_sinks.redis:RedisSink",
+    "rediss": "wlsync_sinks.redis:RedisSink",
+    "nats": "wlsync_sinks.nats:NatsSink",
     "sqlite": "wlsync_sinks.sqlite:SQLiteSink",
     "postgresql": "wlsync_sinks.postgres:PostgresSink",
     "postgres": "wlsync_sinks.postgres:PostgresSink",
@@ -129,6 +132,11 @@ class Sink:
     Threads: the driver calls a sink from one thread, one call at a time.
     Several driver processes may write one WL at once, each with its own sink.
     """
+
+    #: Whether a reader of WL sees each batch whole or not at all. False for a
+    #: store without multi-key transactions (NATS KV), where ``apply`` writes key
+    #: by key: a reader may see part of a batch, never a key go back.
+    atomic_batches = True
 
     def __init__(self, url: str):
         self.url = url

@@ -1,0 +1,213 @@
+"""What is specific to the NATS sink: its documented buckets and keys, compare-and-set
+fencing seen by a watcher, redelivery publishing nothing, rejections, outages."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+import nats
+import nats.js.errors
+import pytest
+
+from tests.driver_helpers import MOVIES, DriverProcess, wait_until, wl_titles
+from tests.kv_stores import nats_connections_killed, nats_drop
+from tests.test_sink_fencing import batch
+from wlsync_sinks import Column, SinkError, Table, open_sink
+from wlsync_sinks.nats import decode_key, encode_key
+
+THROWAWAY_PORT = 4232
+PAIRS = Table("app", "odd pairs", (Column("a", "integer", "int4", True, 1), Column("b", "text", "text", True, 2),
+                                   Column("v", "text", "text", True, None)))
+
+
+def own_target(mdb) -> str:
+    return f"nats://127.0.0.1:4222/wlsynctestkv2-own-{mdb.info.dbname.replace('_', '-')}"
+
+
+@pytest.fixture
+def nats_wl(mdb):
+    url = own_target(mdb)
+    nats_drop(url)
+    sink = open_sink(url)
+    sink.ensure_tables({("public", "movies"): MOVIES, ("app", "odd pairs"): PAIRS})
+    yield url, sink
+    sink.close()
+    nats_drop(url)
+
+
+@dataclass
+class Entry:
+    key: str
+    operation: str | None
+    value: bytes
+    revision: int
+
+
+async def bucket_entries(url: str, bucket: str) -> list[Entry]:
+    """Every message of a bucket, oldest first (history=1 keeps the last per key), read
+    from its stream message by message."""
+    server, _ = url.rsplit("/", 1)
+    nc = await nats.connect(server)
+    try:
+        js = nc.jetstream()
+        state = (await js.stream_info(f"KV_{bucket}")).state
+        entries = []
+        for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
+            try:
+                msg = await js.get_msg(f"KV_{bucket}", seq)
+            except nats.js.errors.NotFoundError:
+                continue
+            entries.append(Entry(msg.subject.split(".", 2)[2], (msg.headers or {}).get("KV-Operation"), msg.data,
+                                 msg.seq))
+        return entries
+    finally:
+        await nc.close()
+
+
+def test_keys_encode_reversibly_into_the_kv_alphabet():
+    for pk in ({"a": "7", "b": "x"}, {"a": "-1", "b": ""}, {"a": "0", "b": "a.b c=d/é☃_-"}):
+        key = encode_key(PAIRS, pk)
+        assert all(ch.isascii() and (ch.isalnum() or ch in "-_=.") for ch in key)
+        assert decode_key(PAIRS, key) == pk
+    assert encode_key(PAIRS, {"a": "7", "b": "a b"}) == "7.a=20b"
+    assert encode_key(PAIRS, {"a": "7", "b": ""}) == "7.="
+
+
+def test_rows_are_json_values_and_deletes_are_tombstones_carrying_their_version(nats_wl):
+    url, sink = nats_wl
+    far = time.monotonic() + 60
+    row = {"table_schema": "app", "table_name": "odd pairs", "pk": {"a": "1", "b": "x y"}, "version": 3,
+           "action": "upsert", "row_data": {"a": "1", "b": "x y", "v": None}}
+    sink.apply([row], far)
+    sink.apply([{**row, "version": 4, "action": "delete", "row_data": None}], far)
+    sink.apply(batch(5, 1, "Alien"), far)
+    name = url.rsplit("/", 1)[1]
+    (entry,) = asyncio.run(bucket_entries(url, f"{name}_app-2Eodd-20pairs"))
+    assert (entry.key, entry.operation, json.loads(entry.value)) == ("1.x=20y", "DEL", {"version": 4})
+    (entry,) = asyncio.run(bucket_entries(url, f"{name}_movies"))
+    assert json.loads(entry.value) == {"version": 5, "row": {"id": "1", "title": "Alien", "year": None}}
+    assert sink.max_version() == 5
+    assert sink.rows_by_key(PAIRS, [{"a": "1", "b": "x y"}]) == [None]
+    assert not sink.atomic_batches
+
+
+def test_a_batch_applied_again_publishes_nothing(nats_wl):
+    url, sink = nats_wl
+    rows = [r for key in range(20) for r in batch(10, key, f"t{key}")] + batch(10, 99, None)
+    sink.apply(rows, time.monotonic() + 60)
+    name = url.rsplit("/", 1)[1]
+    first = [(e.key, e.revision) for e in asyncio.run(bucket_entries(url, f"{name}_movies"))]
+    again = open_sink(url)           # a new driver after a crash knows nothing of what was written
+    try:
+        again.ensure_tables({("public", "movies"): MOVIES})
+        again.apply(rows, time.monotonic() + 60)
+    finally:
+        again.close()
+    assert [(e.key, e.revision) for e in asyncio.run(bucket_entries(url, f"{name}_movies"))] == first
+    assert len(first) == 21
+
+
+def test_a_watcher_never_sees_a_keys_version_go_down_with_two_racing_writers(nats_wl):
+    url, sink = nats_wl
+    server, name = url.rsplit("/", 1)
+    seen: list[int] = []
+    ready = threading.Event()
+
+    async def watch():
+        nc = await nats.connect(server)
+        kv = await nc.jetstream().key_value(f"{name}_movies")
+        watcher = await kv.watch("1")
+        ready.set()
+        while not seen or seen[-1] != 400:   # 400 is the last version written, whoever wins
+            entry = await watcher.updates(timeout=10)
+            if entry is not None:
+                seen.append(json.loads(entry.value)["version"])
+        await nc.close()
+
+    watching = threading.Thread(target=asyncio.run, args=(watch(),))
+    watching.start()
+    ready.wait(10)
+    other = open_sink(url)
+    other.ensure_tables({("public", "movies"): MOVIES})
+
+    def write(target_sink, versions):
+        for version in versions:
+            target_sink.apply(batch(version, 1, f"v{version}"), time.monotonic() + 60)
+
+    # Each writer goes up, but they interleave: each often holds an outdated revision.
+    writers = [threading.Thread(target=write, args=(s, range(start, 401, 2))) for s, start in ((sink, 1), (other, 2))]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    watching.join(30)
+    other.close()
+    assert seen == sorted(seen) and len(set(seen)) == len(seen) and seen[-1] == 400
+    assert sink.rows_by_key(MOVIES, [{"id": "1"}]) == [{"id": "1", "title": "v400", "year": None}]
+
+
+def test_a_row_over_the_servers_max_payload_is_rejected_before_anything_is_published(nats_wl):
+    url, sink = nats_wl
+    with pytest.raises(SinkError, match="more than the server's max_payload") as caught:
+        sink.apply(batch(5, 1, "fine") + batch(5, 2, "x" * 2_000_000), time.monotonic() + 60)
+    assert caught.value.rejected
+    assert wl_titles(url) == {}
+
+
+def test_the_driver_goes_on_when_its_nats_connections_are_killed_again_and_again(movies, mdb, mdb_dsn, tmp_path):
+    url = own_target(mdb)
+    nats_drop(url)
+    driver = DriverProcess(mdb_dsn, url, tmp_path / "driver.log", "--sweep-interval", "1")
+    try:
+        movies.execute("INSERT INTO movies VALUES (1, 'before', 1)")
+        wait_until(lambda: wl_titles(url) == {1: "before"}, message="the first row")
+        for key in range(2, 6):
+            nats_connections_killed(url)
+            movies.execute("INSERT INTO movies VALUES (%s, 'after', 1)", [key])
+            wait_until(lambda: len(wl_titles(url)) == key, message=f"row {key} after the kill")
+        assert driver.alive()
+        assert "MDB unavailable" not in driver.log()
+    finally:
+        assert driver.stop() == 0
+        nats_drop(url)
+
+
+@pytest.mark.skipif(shutil.which("nats-server") is None, reason="needs nats-server")
+def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_path):
+    command = ["nats-server", "-a", "127.0.0.1", "-p", str(THROWAWAY_PORT), "-js", "-sd", str(tmp_path / "js")]
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", THROWAWAY_PORT)) == 0
+
+    def start() -> subprocess.Popen:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(listening, message="the throwaway nats-server")
+        return server
+
+    server = start()
+    url = f"nats://127.0.0.1:{THROWAWAY_PORT}/wlsynctestkv2-restart"
+    driver = DriverProcess(mdb_dsn, url, tmp_path / "driver.log", "--sweep-interval", "1")
+    try:
+        movies.execute("INSERT INTO movies VALUES (1, 'before', 1)")
+        wait_until(lambda: wl_titles(url) == {1: "before"}, message="the first row")
+        server.terminate()
+        server.wait(10)
+        movies.execute("INSERT INTO movies VALUES (2, 'during', 1)")
+        wait_until(lambda: f"WL failed (NATS 127.0.0.1:{THROWAWAY_PORT}/wlsynctestkv2-restart" in driver.log(),
+                   timeout=20, message="the failure logged")
+        movies.execute("UPDATE movies SET title = 'changed' WHERE id = 1")
+        server = start()
+        wait_until(lambda: wl_titles(url) == {1: "changed", 2: "during"}, timeout=30, message="the changes")
+        assert driver.alive()
+        assert "MDB unavailable" not in driver.log()
+    finally:
+        assert driver.stop() == 0
+        server.terminate()
+        server.wait(10)

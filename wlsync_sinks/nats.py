@@ -1,0 +1,431 @@
+"""NATS JetStream key-value buckets as WL: ``nats://host:port/NAME``.
+
+NAME (letters, digits and ``-``) starts the name of every bucket this WL
+creates, so several WLs can share one server:
+
+- each WL table T (``public.movies`` is ``movies``, ``app.cast`` is ``app.cast``)
+  is the bucket ``NAME_`` + T, where every character of T other than a letter,
+  a digit or ``_`` is written ``-`` plus the two hex digits of each of its UTF-8
+  bytes (``app.cast`` -> ``NAME_app-2Ecast``);
+- the bucket ``NAME-wlsync`` holds ``max_version``, the highest batch version
+  applied (a bucket of no table: table buckets always have a ``_`` after NAME).
+
+Keys: a row's key is its primary key values in key column order, joined by
+``.`` (so ``kv.watch("7.>")`` watches every row whose first key column is 7).
+In each value, letters, digits, ``_`` and ``-`` stand as they are, every other
+character is written ``=`` plus the two hex digits of each of its UTF-8 bytes
+(as in quoted-printable), and the empty string is ``=``: id 7 is ``7``, the key
+(7, 'a b') is ``7.a=20b``.
+
+Values: the row as JSON, ``{"version": 1234, "row": {"id": "7", "title":
+"Alien", ...}}``, every column as PostgreSQL text or null, as MDB has it at the
+write (a column dropped in MDB is gone from the row at its next write). A
+delete is a KV delete (a tombstone, ``KV-Operation: DEL``) whose payload is
+``{"version": 1235}``, so a watcher sees deletes in order with the rest.
+
+Fencing and redelivery. Each write is a compare-and-set on the key's last
+revision (``Nats-Expected-Last-Subject-Sequence``, what ``kv.update(key, value,
+last=revision)`` sends), made only when the batch's version is newer than the
+version stored at that revision. Two drivers cannot interleave a stale write:
+the one whose revision is outdated fails, re-reads the key, and finds the
+newer version. So a watcher of a key never sees its version go down, and a
+batch applied again publishes nothing (its versions are not newer): the KV
+revision does not move.
+
+What "atomic per batch" means here: NATS KV has no multi-key transactions.
+Each key's write is atomic; a batch is not. A crash (or a lost connection) in
+the middle of a batch leaves part of it in the buckets and the whole batch in
+MDB's queue, and redelivery completes it without publishing the done part
+twice. Readers can see a batch half applied, never a key go back. Hence
+``atomic_batches = False``.
+
+Limits: a value must fit in the server's max_payload (1 MB by default, up to
+64 MB in the server's configuration) and a key in 3,000 bytes once encoded;
+rows beyond are rejected (dead letters). Tombstones are kept (watchers learn
+deletes from them) until the bucket's keys are purged by an operator.
+
+The client, nats-py, is asyncio-only: the sink runs one event loop in a
+background thread and sends each batch's operations pipelined (every request
+of a round on the wire before the first answer is awaited). It connects on
+first use, never reconnects by itself, and is dropped after any failure that
+is not the server refusing the data (``Sink.guard``): the next call opens a new
+connection, and the driver retries the batch.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from wlsync_sinks import Sink, SinkError, Table, TargetError, check_deadline, group_by_table
+
+try:
+    import nats
+    import nats.errors
+    import nats.js.errors
+except ImportError:  # the nats extra is optional
+    nats = None
+
+NAME_RE = re.compile(r"[A-Za-z0-9-]+")
+MAX_KEY_BYTES = 3000         # the subject must fit the server's protocol line (4 KB by default)
+CONNECT_TIMEOUT = 5.0        # seconds to open a connection
+REQUEST_TIMEOUT = 10.0       # seconds for one round of pipelined requests
+CAS_ROUNDS = 10              # compare-and-set retries of one key before the batch is retried
+KNOWN_KEYS_LIMIT = 200_000   # remembered (revision, version) pairs per bucket before the memory is reset
+WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed compare-and-set
+JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder: json.dumps builds one per call
+
+
+def bucket_name(name: str, table: Table) -> str:
+    """The bucket of a WL table, for the WL called NAME."""
+    encoded = re.sub(r"[^A-Za-z0-9_]", lambda m: "".join(f"-{b:02X}" for b in m.group().encode()), table.wl_name)
+    return f"{name}_{encoded}"
+
+
+_KEY_CHAR = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _encode_char(m: re.Match) -> str:
+    return "".join(f"={b:02X}" for b in m.group().encode())
+
+
+def encode_key(table: Table, pk: dict) -> str:
+    return ".".join(_KEY_CHAR.sub(_encode_char, pk[c.name]) or "=" for c in table.pk)
+
+
+def decode_key(table: Table, key: str) -> dict:
+    tokens = key.split(".")
+    if len(tokens) != len(table.pk):
+        raise ValueError(f"key {key!r} does not have the {len(table.pk)} column(s) of {table.wl_name}'s key")
+    return {c.name: "" if token == "=" else re.sub(
+        rb"(?:=[0-9A-F]{2})+", lambda m: bytes.fromhex(m.group().replace(b"=", b"").decode()),
+        token.encode()).decode() for c, token in zip(table.pk, tokens)}
+
+
+@dataclass
+class Write:
+    bucket: str
+    key: str
+    version: int
+    payload: bytes
+    delete: bool
+
+
+@dataclass
+class Connection:
+    """One connection to the server and what is known through it."""
+    nc: object
+    js: object
+    inbox: str
+    loop: asyncio.AbstractEventLoop
+    waiting: dict = field(default_factory=dict)   # reply token -> (callback, index in its round)
+    buckets: dict = field(default_factory=dict)   # bucket -> its KeyValue, for buckets known to exist
+
+    def close(self) -> None:
+        """From the driver's thread (Sink.reset)."""
+        if not self.nc.is_closed:
+            asyncio.run_coroutine_threadsafe(self.nc.close(), self.loop).result(CONNECT_TIMEOUT)
+
+
+class NatsSink(Sink):
+    """NATS JetStream KV buckets as WL; see the module's docstring."""
+
+    atomic_batches = False  # per key only: see the module's docstring
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        if nats is None:
+            raise TargetError("a nats:// target needs the NATS client: pip install 'wlsync[nats]'")
+        parts = urlsplit(url)
+        self.wl = parts.path.strip("/")
+        if not NAME_RE.fullmatch(self.wl):
+            raise TargetError(f"nats target {url!r} needs a NAME of letters, digits and '-': nats://host:port/NAME")
+        try:
+            self.where = f"{parts.hostname or 'localhost'}:{parts.port or 4222}/{self.wl}"
+        except ValueError as exc:
+            raise TargetError(f"invalid nats target {url!r}: {exc}") from None
+        self.server = urlunsplit(parts._replace(path="", query="", fragment=""))
+        self.meta = f"{self.wl}-wlsync"
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.tables: dict[tuple[str, str], Table] = {}
+        # (revision, version) of keys as last written or read, per bucket: safe when
+        # stale (a write also needs the revision to match), so kept across connections.
+        self.known: dict[str, dict[str, tuple[int, int]]] = {}
+        self.tokens = itertools.count()
+
+    @property
+    def name(self) -> str:
+        return f"NATS {self.where}"
+
+    # -- the connection and its event loop ------------------------------------------------
+
+    def _run(self, coro, timeout: float = 2 * REQUEST_TIMEOUT):
+        """Run a coroutine on the sink's loop, from the driver's thread."""
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, name="wlsync-nats", daemon=True).start()
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise SinkError(f"{self.name}: no answer within {timeout:.0f} s") from None
+
+    def open(self) -> Connection:
+        return self._run(self._open(), 3 * CONNECT_TIMEOUT)
+
+    async def _quiet(self, _exc) -> None:
+        """nats-py reports connection errors through callbacks; the driver logs ours."""
+
+    async def _open(self) -> Connection:
+        # No background reconnecting: a lost connection closes the client, and the
+        # next call opens a new one (max_reconnect_attempts also bounds the first
+        # connection's attempts: 2 here).
+        nc = await nats.connect(self.server, name="wlsync", connect_timeout=CONNECT_TIMEOUT, allow_reconnect=False,
+                                max_reconnect_attempts=1, reconnect_time_wait=0.2, error_cb=self._quiet)
+        conn = Connection(nc, nc.jetstream(timeout=REQUEST_TIMEOUT), nc.new_inbox() + ".", self.loop)
+        async def reply(msg) -> None:
+            waiter = conn.waiting.pop(msg.subject[len(conn.inbox):], None)
+            if waiter is not None:
+                answered, index = waiter
+                answered(index, msg)
+
+        try:
+            await nc.subscribe(conn.inbox + "*", cb=reply)
+        except BaseException:
+            await nc.close()
+            raise
+        return conn
+
+    @property
+    def live(self) -> Connection:
+        """The connection, a new one if the last one was lost."""
+        if self._connection is not None and not self._connection.nc.is_connected:
+            self.reset()
+        return self.connection
+
+    def close(self) -> None:
+        self.reset()
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.loop = None
+
+    async def _bucket(self, conn: Connection, bucket: str, create: bool = True):
+        """The bucket's KeyValue, made first if ``create``; None if it does not exist."""
+        if bucket not in conn.buckets:
+            try:
+                conn.buckets[bucket] = await conn.js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                if not create:
+                    return None
+                # Direct gets: any server of the stream answers a read, and cheaply.
+                conn.buckets[bucket] = await conn.js.create_key_value(bucket=bucket, history=1, direct=True)
+        return conn.buckets[bucket]
+
+    async def _requests(self, conn: Connection, requests: list[tuple[str, bytes, dict | None]]) -> list:
+        """Send every request, then await the answers: one round trip for all."""
+        answers: list = [None] * len(requests)
+        if not requests:
+            return answers
+        done = asyncio.get_running_loop().create_future()
+        missing = [len(requests)]
+        tokens = []
+
+        def answered(index: int, msg) -> None:
+            answers[index] = msg
+            missing[0] -= 1
+            if not missing[0] and not done.done():
+                done.set_result(None)
+
+        try:
+            for index, (subject, payload, headers) in enumerate(requests):
+                token = str(next(self.tokens))
+                tokens.append(token)
+                conn.waiting[token] = (answered, index)
+                await conn.nc.publish(subject, payload, reply=conn.inbox + token, headers=headers)
+            await asyncio.wait_for(done, REQUEST_TIMEOUT)
+            return answers
+        finally:
+            for token in tokens:
+                conn.waiting.pop(token, None)
+
+    # -- reading and writing keys ---------------------------------------------------------
+
+    async def _latest(self, conn: Connection, bucket: str, keys: list[str]) -> list[tuple[int, int, dict | None]]:
+        """(revision, version, row) of each key: (0, 0, None) when absent, row None when deleted."""
+        answers = await self._requests(conn, [(f"$JS.API.DIRECT.GET.KV_{bucket}",
+                                               json.dumps({"last_by_subj": f"$KV.{bucket}.{key}"}).encode(), None)
+                                              for key in keys])
+        known = self.known.setdefault(bucket, {})
+        result = []
+        for key, msg in zip(keys, answers):
+            headers = msg.headers or {}
+            status = headers.get("Status")
+            if status == "404":
+                known.pop(key, None)
+                result.append((0, 0, None))
+                continue
+            if status:
+                raise SinkError(f"{self.name}: reading {bucket} {key}: {status} {headers.get('Description', '')}")
+            try:
+                value = json.loads(msg.data)
+                version, row = int(value["version"]), value.get("row")
+            except (ValueError, TypeError, KeyError):
+                version, row = 0, None   # not written by wlsync: any version may overwrite it
+            if headers.get("KV-Operation") in ("DEL", "PURGE"):
+                row = None
+            revision = int(headers["Nats-Sequence"])
+            known[key] = (revision, version)
+            result.append((revision, version, row))
+        return result
+
+    async def _write(self, conn: Connection, writes: list[Write]) -> None:
+        """Compare-and-set each write against the key's revision; re-read and retry the conflicts."""
+        for _ in range(CAS_ROUNDS):
+            sending = []
+            for w in writes:
+                # A key never seen is assumed new (a create); if it is not, the
+                # compare-and-set fails and the key is read.
+                revision, version = self.known.setdefault(w.bucket, {}).get(w.key, (0, 0))
+                if version < w.version:
+                    headers = {"Nats-Expected-Last-Subject-Sequence": str(revision)}
+                    if w.delete:
+                        headers["KV-Operation"] = "DEL"
+                    sending.append((w, (f"$KV.{w.bucket}.{w.key}", w.payload, headers)))
+            if not sending:
+                return
+            answers = await self._requests(conn, [request for _, request in sending])
+            conflicts = []
+            for (w, _), msg in zip(sending, answers):
+                ack = json.loads(msg.data) if msg.data else {}
+                error = ack.get("error") or ({"description": (msg.headers or {}).get("Status", "no answer")}
+                                             if "seq" not in ack else None)
+                if error is None:
+                    known = self.known[w.bucket]
+                    if len(known) >= KNOWN_KEYS_LIMIT:
+                        known.clear()
+                    known[w.key] = (ack["seq"], w.version)
+                elif error.get("err_code") == WRONG_LAST_SEQUENCE:
+                    conflicts.append(w)
+                else:
+                    # A stream limit (size, bytes) refuses the data; anything else is the server's state.
+                    raise SinkError(f"{self.name}: writing {w.bucket} {w.key}: {error.get('description')}",
+                                    rejected=error.get("code") == 400)
+            for bucket in {w.bucket for w in conflicts}:
+                await self._latest(conn, bucket, [w.key for w in conflicts if w.bucket == bucket])
+            writes = conflicts
+        raise SinkError(f"{self.name}: keys kept changing during the batch (another writer?)")
+
+    async def _raise_max_version(self, conn: Connection, version: int) -> None:
+        for _ in range(CAS_ROUNDS):
+            revision, stored = self.known.setdefault(self.meta, {}).get("max_version", (0, 0))
+            if stored >= version:
+                return
+            (msg,) = await self._requests(conn, [(f"$KV.{self.meta}.max_version",
+                                                  json.dumps({"version": version}).encode(),
+                                                  {"Nats-Expected-Last-Subject-Sequence": str(revision)})])
+            ack = json.loads(msg.data) if msg.data else {}
+            if "seq" in ack:
+                self.known[self.meta]["max_version"] = (ack["seq"], version)
+                return
+            if (ack.get("error") or {}).get("err_code") != WRONG_LAST_SEQUENCE:
+                raise SinkError(f"{self.name}: recording the highest version: {ack or msg.headers}")
+            await self._latest(conn, self.meta, ["max_version"])
+        raise SinkError(f"{self.name}: the highest version kept changing (other drivers?)")
+
+    # -- the Sink interface ---------------------------------------------------------------
+
+    def ensure_tables(self, tables):
+        async def ensure(conn):
+            for table in tables.values():
+                await self._bucket(conn, bucket_name(self.wl, table))
+        with self.guard("preparing buckets"):
+            self._run(ensure(self.live))
+        self.tables.update(tables)
+
+    def apply(self, rows, deadline):
+        with self.guard("writing a batch"):
+            writes = []
+            for key, group in group_by_table(rows).items():
+                table = self.tables[key]
+                bucket = bucket_name(self.wl, table)
+                for row in group:
+                    pk = encode_key(table, row["pk"])
+                    if len(pk.encode()) > MAX_KEY_BYTES:
+                        raise SinkError(f"{self.name}: the key of {table.wl_name} {row['pk']} is longer than "
+                                        f"{MAX_KEY_BYTES} bytes once encoded", rejected=True)
+                    if row["action"] == "delete":
+                        value = {"version": row["version"]}
+                    else:
+                        value = {"version": row["version"], "row": row["row_data"]}
+                    writes.append(Write(bucket, pk, row["version"], JSON.encode(value).encode(),
+                                        row["action"] == "delete"))
+            conn = self.live
+            limit = conn.nc.max_payload - 4096   # headers and subject travel in the same message
+            for w in writes:
+                if len(w.payload) > limit:
+                    raise SinkError(f"{self.name}: a row of {w.bucket} (key {w.key}) takes {len(w.payload)} "
+                                    f"bytes, more than the server's max_payload ({conn.nc.max_payload}) allows",
+                                    rejected=True)
+
+            async def apply():
+                for bucket in {self.meta} | {w.bucket for w in writes}:
+                    await self._bucket(conn, bucket)
+                # max_version first: it must cover every version that a reader may see.
+                await self._raise_max_version(conn, max(r["version"] for r in rows))
+                # Publishing is committing, key by key: this is the last moment to give up.
+                check_deadline(deadline)
+                await self._write(conn, writes)
+            self._run(apply(), max(1.0, deadline - time.monotonic()) + REQUEST_TIMEOUT)
+
+    def max_version(self):
+        async def read(conn):
+            if await self._bucket(conn, self.meta, create=False) is None:
+                return 0
+            ((_, version, _),) = await self._latest(conn, self.meta, ["max_version"])
+            return version
+        with self.guard("reading the highest version"):
+            return self._run(read(self.live))
+
+    def rows_by_key(self, table, pks):
+        async def read(conn):
+            bucket = bucket_name(self.wl, table)
+            if await self._bucket(conn, bucket, create=False) is None:
+                return [(0, 0, None)] * len(pks)
+            return await self._latest(conn, bucket, [encode_key(table, pk) for pk in pks])
+        with self.guard("reading rows"):
+            found = self._run(read(self.live))
+        return [None if row is None else {c.name: row.get(c.name) for c in table.columns} for _, _, row in found]
+
+    def keys(self, table, chunk):
+        async def start(conn):
+            kv = await self._bucket(conn, bucket_name(self.wl, table), create=False)
+            return None if kv is None else await kv.watchall(meta_only=True, ignore_deletes=True)
+
+        async def next_chunk(watcher):
+            keys = []
+            while len(keys) < chunk:
+                entry = await watcher.updates(timeout=REQUEST_TIMEOUT)
+                if entry is None:   # the end of the keys that existed when the watch began
+                    break
+                keys.append(entry.key)
+            return keys
+
+        with self.guard("listing keys"):
+            watcher = self._run(start(self.live))
+            if watcher is None:   # a table this WL never had
+                return
+            try:
+                while keys := self._run(next_chunk(watcher)):
+                    yield [decode_key(table, key) for key in keys]
+                    if len(keys) < chunk:
+                        break
+            finally:
+                if self._connection is not None and not self._connection.nc.is_closed:
+                    self._run(watcher.stop())
