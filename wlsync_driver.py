@@ -42,6 +42,7 @@ MAINTAIN_EVERY = 1.0  # seconds between calls of wlsync.maintain_queue (rotate, 
 REARM_AFTER = 5.0     # seconds after disarming the wake-up before a driver arms it again
 BUSY_EVENTS_PER_S = 1000  # above this rate the wake-up is disarmed: NOTIFY would cost writers more than it saves
 POLL_INTERVAL = 0.05  # seconds between claims while the wake-up is not armed
+GATHER_INTERVAL = 0.1  # busy, with small batches: seconds to let events gather before the next claim
 ONCE_MAX_RETRIES = 5  # run --once gives up (exit 1) after this many failed attempts in a row
 
 
@@ -146,6 +147,8 @@ class Driver:
 
     def serve(self) -> None:
         self.drain()  # after every (re)connect: notifications sent while away are lost
+        if self.once:
+            self.maintain(force=True)  # TRUNCATE what this drain emptied, before exiting
         while not self.stopping and not self.once:
             # The queue looked empty. Arming the wake-up rewrites every capture
             # function (wlsync.arm_wakeup), so a driver that just disarmed it
@@ -167,12 +170,18 @@ class Driver:
             total += synced
             if not synced:
                 break
-            if self.armed and self.busy(synced):
+            busy = self.busy(synced)
+            if self.armed and busy:
                 # Notifications are useless now, and every notifying writer
                 # takes NOTIFY's global lock at commit: writers would commit
                 # one at a time. Poll instead for a while.
                 self.listener.execute("SELECT wlsync.disarm_wakeup()")
                 self.armed, self.disarmed_at = False, time.monotonic()
+            if busy and synced < self.batch // 10 and not self.once:
+                # Many small claims cost MDB more per event than a few larger
+                # ones: under load, let events gather a moment (not with
+                # --once, which is to end as soon as the queue looks empty).
+                self.wait_for(GATHER_INTERVAL, listening=False)
         return total
 
     def busy(self, synced: int) -> bool:
@@ -186,9 +195,9 @@ class Driver:
             self.rate_window = (started, events)
         return synced >= self.batch or events > BUSY_EVENTS_PER_S * max(elapsed, 0.25)
 
-    def maintain(self) -> None:
+    def maintain(self, force: bool = False) -> None:
         """Rotate, seal and TRUNCATE the queue ring (wlsync.maintain_queue), about once a second."""
-        if time.monotonic() - self.maintained_at < MAINTAIN_EVERY:
+        if not force and time.monotonic() - self.maintained_at < MAINTAIN_EVERY:
             return
         self.maintained_at = time.monotonic()
         try:

@@ -90,6 +90,8 @@ DECLARE
     v_any_dead boolean;
     v_table record;
     v_key jsonb;
+    v_one_by_one jsonb[];
+    v_i integer;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 THEN
         RAISE EXCEPTION 'wlsync.claim_sync_events: batch must be a positive number of events, got %', p_batch
@@ -231,56 +233,47 @@ BEGIN
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
         WHERE t.table_id = ANY (v_table_ids)
     LOOP
-        BEGIN
-            RETURN QUERY
-            WITH k AS MATERIALIZED (
-                SELECT row_number() OVER () AS n, k.pk, k.events, k.enqueued_at, k.attempts
-                FROM unnest(v_table_ids, v_pks, v_events, v_enqueued_at, v_attempts)
-                     AS k(table_id, pk, events, enqueued_at, attempts)
-                WHERE k.table_id = v_table.table_id
-                  AND jsonb_strip_nulls(k.pk) ?& v_table.pk_columns::text[]
-            ), clock AS MATERIALIZED (
-                SELECT s.version_offset + wlsync._snapshot_clock() AS version FROM wlsync.capture_state AS s
-            )
-            -- current_rows answers in the order asked: rows pair up by position.
-            SELECT v_table.nspname, v_table.relname, r.pk,
-                   CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
-                   r.row_data, clock.version, k.events, k.enqueued_at, k.attempts
-            FROM ROWS FROM (wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k ORDER BY k.n)))
-                 WITH ORDINALITY AS r(requested_pk, pk, row_data, n)
-            JOIN k USING (n)
-            CROSS JOIN clock;
-        EXCEPTION WHEN data_exception THEN
-            -- A key that does not fit the key columns (an injected queue row):
-            -- read the keys one by one and drop the ones at fault. Nothing was
-            -- returned for this table yet (current_rows returns a whole set).
-            FOR v_key IN
-                SELECT k.pk FROM unnest(v_table_ids, v_pks) AS k(table_id, pk)
-                WHERE k.table_id = v_table.table_id AND jsonb_strip_nulls(k.pk) ?& v_table.pk_columns::text[]
-            LOOP
-                BEGIN
-                    RETURN QUERY
-                    WITH k AS MATERIALIZED (
-                        SELECT k.pk, k.events, k.enqueued_at, k.attempts
-                        FROM unnest(v_table_ids, v_pks, v_events, v_enqueued_at, v_attempts)
-                             AS k(table_id, pk, events, enqueued_at, attempts)
-                        WHERE k.table_id = v_table.table_id AND k.pk = v_key
-                    ), clock AS MATERIALIZED (
-                        SELECT s.version_offset + wlsync._snapshot_clock() AS version
-                        FROM wlsync.capture_state AS s
-                    )
-                    SELECT v_table.nspname, v_table.relname, r.pk,
-                           CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
-                           r.row_data, clock.version, k.events, k.enqueued_at, k.attempts
-                    FROM wlsync.current_rows(v_table.relid, ARRAY[v_key]) AS r
-                    JOIN k ON k.pk = r.requested_pk
-                    CROSS JOIN clock;
-                EXCEPTION WHEN data_exception THEN
+        -- All the table's keys in one read; should a key not fit the key
+        -- columns (an injected queue row), read them one by one instead and
+        -- drop those at fault (nothing was returned for the table yet:
+        -- current_rows returns a whole set).
+        v_key := NULL;
+        v_one_by_one := NULL;
+        v_i := 0;
+        LOOP
+            BEGIN
+                RETURN QUERY
+                WITH k AS MATERIALIZED (
+                    SELECT row_number() OVER () AS n, k.pk, k.events, k.enqueued_at, k.attempts
+                    FROM unnest(v_table_ids, v_pks, v_events, v_enqueued_at, v_attempts)
+                         AS k(table_id, pk, events, enqueued_at, attempts)
+                    WHERE k.table_id = v_table.table_id
+                      AND jsonb_strip_nulls(k.pk) ?& v_table.pk_columns::text[]
+                      AND (v_key IS NULL OR k.pk = v_key)
+                ), clock AS MATERIALIZED (
+                    SELECT s.version_offset + wlsync._snapshot_clock() AS version FROM wlsync.capture_state AS s
+                )
+                -- current_rows answers in the order asked: rows pair up by position.
+                SELECT v_table.nspname, v_table.relname, r.pk,
+                       CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
+                       r.row_data, clock.version, k.events, k.enqueued_at, k.attempts
+                FROM ROWS FROM (wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k ORDER BY k.n)))
+                     WITH ORDINALITY AS r(requested_pk, pk, row_data, n)
+                JOIN k USING (n)
+                CROSS JOIN clock;
+            EXCEPTION WHEN data_exception THEN
+                IF v_key IS NULL THEN
+                    v_one_by_one := ARRAY(SELECT k.pk FROM unnest(v_table_ids, v_pks) AS k(table_id, pk)
+                                          WHERE k.table_id = v_table.table_id);
+                ELSE
                     RAISE WARNING 'wlsync: dropped a queue row of % whose key % does not fit its key columns',
                                   v_table.relid, v_key;
-                END;
-            END LOOP;
-        END;
+                END IF;
+            END;
+            v_i := v_i + 1;
+            EXIT WHEN v_i > coalesce(cardinality(v_one_by_one), 0);
+            v_key := v_one_by_one[v_i];
+        END LOOP;
     END LOOP;
 END
 $function$;

@@ -30,10 +30,9 @@ AS $function$
 -- ---------------------------------------------------------------------------
 DECLARE
     v_table_id integer := wlsync._tracked_table_id(p_table);
-    v_pk_columns name[];
     v_reader_columns text;
 BEGIN
-    SELECT t.pk_columns, t.reader_columns INTO v_pk_columns, v_reader_columns
+    SELECT t.reader_columns INTO v_reader_columns
     FROM wlsync.tracked_table AS t WHERE t.table_id = v_table_id;
     -- The table's generated reader, while it matches the table's columns.
     IF v_reader_columns = wlsync._columns_signature(p_table) THEN
@@ -41,20 +40,7 @@ BEGIN
         RETURN;
     END IF;
 
-    -- LATERAL ... OFFSET 0: one primary key probe per key (a plain join is
-    -- planned as a hash join over the whole table).
-    RETURN QUERY EXECUTE format($sql$
-        SELECT k.pk, %1$s, r.row_data
-        FROM unnest($1) WITH ORDINALITY AS k(pk, ord)
-        CROSS JOIN LATERAL (SELECT %2$s) AS t_key
-        LEFT JOIN LATERAL (SELECT %3$s AS row_data FROM %4$s AS t WHERE (%5$s) = (%6$s) OFFSET 0) AS r ON true
-        ORDER BY k.ord$sql$,
-        wlsync._text_object_sql(p_table, v_pk_columns, 't_key'),
-        wlsync._key_values_sql(p_table, v_pk_columns, 'k.pk', true),
-        wlsync._text_object_sql(p_table, NULL, 't'),
-        p_table,
-        (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(v_pk_columns) AS c),
-        (SELECT string_agg(format('t_key.%I', c), ', ') FROM unnest(v_pk_columns) AS c))
+    RETURN QUERY EXECUTE wlsync._current_rows_sql(p_table, '$1')
     USING p_pks;
 END
 $function$;

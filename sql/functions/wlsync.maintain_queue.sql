@@ -90,10 +90,14 @@ BEGIN
               AND l.virtualtransaction = ANY (v_slot.writers)
               AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
               AND (l.relation = v_queue::regclass
-                   OR l.relation IN (SELECT t.relid FROM wlsync.tracked_table AS t
-                                     UNION ALL
-                                     SELECT p.relid FROM wlsync.tracked_table AS t,
-                                                         pg_partition_tree(t.relid) AS p)));
+                   -- tracked tables and their partitions, read from pg_inherits
+                   -- (pg_partition_tree would lock them: a writer's TRUNCATE
+                   -- or ALTER would wait for this)
+                   OR l.relation IN (WITH RECURSIVE tree(relid) AS (
+                                         SELECT t.relid::oid FROM wlsync.tracked_table AS t
+                                         UNION
+                                         SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.relid)
+                                     SELECT tree.relid FROM tree)));
         UPDATE wlsync.queue_slot
         SET state = 'sealed', changed_at = now(), rescanned_at = now(),
             sealed_blocks = pg_relation_size(v_queue::regclass) / current_setting('block_size')::bigint
