@@ -51,6 +51,7 @@ DECLARE
     v_resume bigint;
     v_next smallint;
     v_rows_left boolean;
+    v_truncated smallint[] := '{}';
 BEGIN
     IF p_rotate_blocks IS NULL OR p_rotate_blocks < 1 THEN
         RAISE EXCEPTION 'wlsync.maintain_queue: p_rotate_blocks must be at least 1, got %', p_rotate_blocks
@@ -130,6 +131,7 @@ BEGIN
             WHERE slot = v_slot.slot;
             PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
             v_done := v_done || format('truncated %s', v_slot.slot);
+            v_truncated := v_truncated || v_slot.slot;
         EXCEPTION
             WHEN lock_not_available THEN
                 v_done := v_done || format('truncate %s postponed: in use', v_slot.slot);
@@ -145,8 +147,11 @@ BEGIN
     -- 4. Rotate a full current slot into a free one.
     SELECT s.slot INTO v_slot FROM wlsync.queue_slot AS s WHERE s.state = 'current';
     v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
+    -- Not a slot TRUNCATEd by this call: its ACCESS EXCLUSIVE lock lasts until
+    -- this transaction ends, after the new capture functions are visible, and
+    -- a writer would wait for it.
     SELECT s.slot INTO v_next FROM wlsync.queue_slot AS s
-    WHERE s.state = 'free' ORDER BY (s.slot - v_slot.slot + 3) % 3 LIMIT 1;
+    WHERE s.state = 'free' AND s.slot <> ALL (v_truncated) ORDER BY (s.slot - v_slot.slot + 3) % 3 LIMIT 1;
     IF v_next IS NOT NULL
        AND pg_relation_size(v_queue::regclass) >= p_rotate_blocks * current_setting('block_size')::bigint
        AND wlsync._capture_lock('try_exclusive') THEN

@@ -128,3 +128,18 @@ def test_a_queue_row_injected_by_a_writer_is_harmless(movies, connect):
     finally:
         movies.execute("DROP OWNED BY app_injector")
         movies.execute("DROP ROLE app_injector")
+
+
+def test_a_slot_truncated_by_a_maintenance_is_made_current_only_by_a_later_one(movies):
+    """Its lock is held until that maintenance commits, after writers see the new capture functions."""
+    def maintain(blocks):
+        return movies.execute("SELECT wlsync.maintain_queue(%s)", [blocks]).fetchone()[0]
+    movies.execute("INSERT INTO movies VALUES (1, 'a', 1)")
+    assert maintain(1) == ["rotated 0 -> 1"]
+    movies.execute("INSERT INTO movies VALUES (2, 'b', 1)")
+    assert maintain(1) == ["sealed 0", "rotated 1 -> 2"]
+    assert claimed_ids(movies) == [1, 2] and claimed_ids(movies) == []
+    movies.execute("INSERT INTO movies VALUES (3, 'c', 1)")             # slot 2 is full enough to rotate
+    done = maintain(1)
+    assert "truncated 0" in done and not any(d.startswith("rotated") for d in done)
+    assert maintain(1)[-1] == "rotated 2 -> 0"
