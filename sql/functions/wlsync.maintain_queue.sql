@@ -39,7 +39,7 @@ AS $function$
 -- Returns:    what was done, e.g. {"sealed 1","truncated 1","rotated 2 -> 0"};
 --             empty when nothing was due
 -- Raises:     22023 when p_rotate_blocks < 1; 25001 outside READ COMMITTED.
--- Touches:    advisory locks 7749002 (this) and 7749001 (shared, see
+-- Touches:    advisory lock 7749002 (this) and the capture lock (shared,
 --             wlsync._capture_lock); wlsync.queue_slot; pg_locks (a snapshot of the lock table);
 --             TRUNCATE (ACCESS EXCLUSIVE, NOWAIT) of a drained sealed slot;
 --             the capture lock and pg_proc when rotating.
@@ -79,7 +79,7 @@ BEGIN
                    WHERE l.locktype = 'virtualxid' AND l.pid IS DISTINCT FROM pg_backend_pid())
     WHERE s.state = 'retired' AND s.writers IS NULL
       AND s.retired_by IS DISTINCT FROM pg_current_xact_id_if_assigned()
-      AND pg_try_advisory_xact_lock_shared(7749001);  -- wlsync._capture_lock's key
+      AND wlsync._capture_lock('try_shared');
 
     -- 2. Seal the slots no recorded writer can still insert into.
     FOR v_slot IN SELECT s.slot, s.writers FROM wlsync.queue_slot AS s
