@@ -41,7 +41,8 @@ import json
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from wlsync_sinks import PRUNE_EVERY, VERSION_RETENTION, Sink, Table, TargetError, check_deadline, key_text
+from wlsync_sinks import (PRUNE_EVERY, VERSION_RETENTION, Sink, Table, TargetError, check_deadline, key_text,
+                          newest_per_key)
 
 try:
     import redis
@@ -127,22 +128,6 @@ return pruned
 # Replies that mean the server's state, not our data: retry the batch later.
 TRANSIENT_REPLIES = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN", "TRYAGAIN",
                      "NOSCRIPT")
-
-
-# key_text's spelling with one encoder for the whole batch (json.dumps builds one per call).
-KEY_TEXT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-
-
-def newest_per_key(rows: list[dict]) -> dict[tuple[str, str], dict[str, dict]]:
-    """As group_by_table, without the key order a script run alone does not need:
-    per table, K -> the row of the newest version."""
-    grouped: dict[tuple[str, str], dict[str, dict]] = {}
-    for row in rows:
-        keyed = grouped.setdefault((row["table_schema"], row["table_name"]), {})
-        key = KEY_TEXT(row["pk"])
-        if key not in keyed or keyed[key]["version"] < row["version"]:
-            keyed[key] = row
-    return grouped
 
 
 def table_base(prefix: str, table: Table) -> str:

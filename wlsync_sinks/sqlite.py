@@ -4,12 +4,13 @@ Target URL, as in SQLAlchemy: sqlite:///wl.db is relative, sqlite:////srv/wl.db 
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
 
 from wlsync_sinks import (FLOAT_TYPES, PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, Table, TargetError,
-                          check_deadline, from_text, group_by_table, key_text, seconds_left, to_text)
+                          check_deadline, converter, is_newer, newest_per_key, row_reader, seconds_left, to_text)
 
 PREFIX = "sqlite:///"
 
@@ -21,10 +22,21 @@ SQLITE_TYPES = {
 }
 
 
+def sqlite_converter(column: Column):
+    """As wlsync_sinks.converter, but a NaN float stays the text 'NaN': SQLite stores
+    a NaN REAL as NULL, and its REAL column keeps the text as is."""
+    if column.base_type in FLOAT_TYPES:
+        return _float_or_nan
+    return converter(column)
+
+
+def _float_or_nan(text: str):
+    return text if text == "NaN" else float(text)
+
+
 def to_sqlite(column: Column, text: str | None):
-    if column.base_type in FLOAT_TYPES and text == "NaN":
-        return text  # SQLite stores a NaN REAL as NULL; its REAL column keeps the text as is
-    return from_text(column, text)
+    convert = sqlite_converter(column)
+    return text if text is None or convert is None else convert(text)
 
 
 def quote_sqlite(name: str) -> str:
@@ -42,6 +54,8 @@ class SQLiteSink(Sink):
             raise TargetError(f"SQLite target {url!r}: use sqlite:///wl.db (relative) or sqlite:////abs/wl.db")
         self.path = str(Path(url[len(PREFIX):]).resolve())
         self.tables: dict[tuple[str, str], Table] = {}
+        # Per WL table: row_data -> the upsert's values, pk -> the delete's values.
+        self.readers: dict[str, tuple] = {}
         self.batches = 0
 
     @property
@@ -54,8 +68,9 @@ class SQLiteSink(Sink):
         try:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")  # WL commits before MDB: it must be durable
+            # WITHOUT ROWID: one B-tree (the key's) to write per version, not two.
             db.execute(f"CREATE TABLE IF NOT EXISTS {VERSIONS} (table_name TEXT NOT NULL, pk TEXT NOT NULL, "
-                       "version INTEGER NOT NULL, deleted_at REAL, PRIMARY KEY (table_name, pk))")
+                       "version INTEGER NOT NULL, deleted_at REAL, PRIMARY KEY (table_name, pk)) WITHOUT ROWID")
         except sqlite3.Error:
             db.close()
             raise
@@ -80,6 +95,8 @@ class SQLiteSink(Sink):
                             db.execute(f"ALTER TABLE {name} ADD COLUMN {quote_sqlite(column.name)} "
                                        f"{sqlite_type(column)}")
                 self.tables[key] = table
+                self.readers[table.wl_name] = (row_reader(table.columns, sqlite_converter),
+                                               row_reader(table.pk, sqlite_converter))
 
     def apply(self, rows, deadline):
         with self.guard("writing a batch"):
@@ -87,19 +104,12 @@ class SQLiteSink(Sink):
             # Wait for another writer's lock (another driver, a reader's checkpoint,
             # someone holding the file) no longer than the batch may live.
             db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds_left(deadline) * 1000))}")
+            # IMMEDIATE: the write lock from the start, so the versions read below
+            # cannot change before this transaction records its own.
             db.execute("BEGIN IMMEDIATE")
             try:
-                for (schema, name), group in group_by_table(rows).items():
-                    table = self.tables[(schema, name)]
-                    fresh = [r for r in group if self._advance(table, r)]
-                    upserts = [r["row_data"] for r in fresh if r["action"] == "upsert"]
-                    deletes = [r["pk"] for r in fresh if r["action"] == "delete"]
-                    if upserts:
-                        db.executemany(self._upsert_sql(table),
-                                       [[to_sqlite(c, data[c.name]) for c in table.columns] for data in upserts])
-                    if deletes:
-                        db.executemany(self._delete_sql(table),
-                                       [[to_sqlite(c, pk[c.name]) for c in table.pk] for pk in deletes])
+                for (schema, name), keyed in newest_per_key(rows).items():
+                    self._apply_table(self.tables[(schema, name)], keyed)
                 self.batches += 1
                 if self.batches % PRUNE_EVERY == 1:
                     db.execute(f"DELETE FROM {VERSIONS} WHERE deleted_at < ?", [time.time() - VERSION_RETENTION])
@@ -110,18 +120,34 @@ class SQLiteSink(Sink):
                     db.execute("ROLLBACK")
                 raise
 
+    def _apply_table(self, table: Table, keyed: dict[str, dict]) -> None:
+        """The fence for a whole table's rows at once: read the versions WL
+        recorded for these keys, keep the rows that are newer, record their
+        versions and write them (all under the write lock taken by BEGIN IMMEDIATE)."""
+        db = self.connection
+        wl_name = table.wl_name
+        recorded = dict(db.execute(
+            f"SELECT pk, version FROM {VERSIONS} WHERE table_name = ? AND pk IN (SELECT value FROM json_each(?))",
+            [wl_name, json.dumps(list(keyed))]))
+        fresh = [(key, row) for key, row in keyed.items() if is_newer(row["version"], recorded.get(key))]
+        if not fresh:
+            return
+        now = time.time()
+        db.executemany(
+            f"INSERT INTO {VERSIONS} (table_name, pk, version, deleted_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (table_name, pk) DO UPDATE SET version = excluded.version, deleted_at = excluded.deleted_at",
+            [(wl_name, key, row["version"], now if row["action"] == "delete" else None) for key, row in fresh])
+        values, key_values = self.readers[wl_name]
+        upserts = [values(row["row_data"]) for _, row in fresh if row["action"] == "upsert"]
+        if upserts:
+            db.executemany(self._upsert_sql(table), upserts)
+        deletes = [key_values(row["pk"]) for _, row in fresh if row["action"] == "delete"]
+        if deletes:
+            db.executemany(self._delete_sql(table), deletes)
+
     def max_version(self):
         with self.guard("reading the highest version"):
             return self.connection.execute(f"SELECT coalesce(max(version), 0) FROM {VERSIONS}").fetchone()[0]
-
-    def _advance(self, table: Table, row: dict) -> bool:
-        """Record the row's version for its key if newer; whether it was."""
-        deleted_at = time.time() if row["action"] == "delete" else None
-        return self.connection.execute(
-            f"INSERT INTO {VERSIONS} (table_name, pk, version, deleted_at) VALUES (?, ?, ?, ?) "
-            f"ON CONFLICT (table_name, pk) DO UPDATE SET version = excluded.version, deleted_at = excluded.deleted_at "
-            f"WHERE excluded.version > {VERSIONS}.version RETURNING 1",
-            [table.wl_name, key_text(row["pk"]), row["version"], deleted_at]).fetchone() is not None
 
     @staticmethod
     def _upsert_sql(table: Table) -> str:
