@@ -73,14 +73,13 @@ DECLARE
     v_slot record;
     v_room integer;
     v_resume bigint;
-    v_last_block bigint;
+    v_last tid;
     v_ids integer[];
     v_keys jsonb[];
     v_times timestamptz[];
     v_table_ids integer[];
     v_pks jsonb[];
     v_enqueued_at timestamptz[];
-    v_events integer[];
     v_key_table_ids integer[] := '{}';
     v_key_pks jsonb[] := '{}';
     v_key_events integer[] := '{}';
@@ -89,8 +88,9 @@ DECLARE
     v_round integer;
     v_any_dead boolean;
     v_table record;
+    v_first integer;
+    v_last_key integer;
     v_key jsonb;
-    v_one_by_one jsonb[];
     v_i integer;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 THEN
@@ -119,50 +119,51 @@ BEGIN
         LOOP
             v_room := p_batch - cardinality(v_pks);
             EXIT WHEN v_room <= 0;
+            EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
             IF v_slot.state = 'sealed' THEN
-                EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
                 CONTINUE WHEN v_resume >= v_slot.sealed_blocks;
                 EXECUTE format($sql$
                     WITH head AS MATERIALIZED (
                         SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
                     ), claimed AS (
                         DELETE FROM wlsync.%1$I AS q WHERE q.ctid = ANY (ARRAY(SELECT h.ctid FROM head AS h))
-                        RETURNING q.ctid, q.table_id, q.pk, q.enqueued_at
+                        RETURNING q.table_id, q.pk, q.enqueued_at
                     )
                     SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.enqueued_at),
-                           max((c.ctid::text::point)[0])::bigint
+                           (SELECT max(h.ctid) FROM head AS h)
                     FROM claimed AS c$sql$, 'queue_' || v_slot.slot)
-                INTO v_ids, v_keys, v_times, v_last_block
+                INTO v_ids, v_keys, v_times, v_last
                 USING format('(%s,0)', v_resume)::tid, v_room;
                 -- The next claim resumes at this one's last block (what is left
                 -- there is found again); having found nothing, at the end: the
                 -- slot is then left to wlsync.maintain_queue to rescan or TRUNCATE.
                 PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'),
-                               coalesce(v_last_block, v_slot.sealed_blocks));
+                               coalesce((v_last::text::point)[0]::bigint, v_slot.sealed_blocks));
             ELSE
                 -- Rows still arrive here, possibly behind any point (a writer's
                 -- half-filled page, a long transaction committing late): scan
                 -- from the block where the first row of the previous claim
                 -- was, then wrap around to the start if that is not enough.
-                EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
                 EXECUTE format($sql$
                     WITH ahead AS MATERIALIZED (
                         SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
                     ), behind AS MATERIALIZED (
                         SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid < $1
                         LIMIT $2 - (SELECT count(*) FROM ahead) FOR UPDATE SKIP LOCKED
+                    ), head AS (
+                        SELECT a.ctid FROM ahead AS a UNION ALL SELECT b.ctid FROM behind AS b
                     ), claimed AS (
-                        DELETE FROM wlsync.%1$I AS q
-                        WHERE q.ctid = ANY (ARRAY(SELECT a.ctid FROM ahead AS a UNION ALL SELECT b.ctid FROM behind AS b))
-                        RETURNING q.ctid, q.table_id, q.pk, q.enqueued_at
+                        DELETE FROM wlsync.%1$I AS q WHERE q.ctid = ANY (ARRAY(SELECT h.ctid FROM head AS h))
+                        RETURNING q.table_id, q.pk, q.enqueued_at
                     )
                     SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.enqueued_at),
-                           min((c.ctid::text::point)[0])::bigint
+                           (SELECT min(h.ctid) FROM head AS h)
                     FROM claimed AS c$sql$, 'queue_' || v_slot.slot)
-                INTO v_ids, v_keys, v_times, v_last_block
+                INTO v_ids, v_keys, v_times, v_last
                 USING format('(%s,0)', v_resume)::tid, v_room;
-                IF v_last_block IS NOT NULL THEN
-                    PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), v_last_block);
+                IF v_last IS NOT NULL THEN
+                    PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'),
+                                   (v_last::text::point)[0]::bigint);
                 END IF;
             END IF;
             v_table_ids := v_table_ids || v_ids;
@@ -170,110 +171,129 @@ BEGIN
             v_enqueued_at := v_enqueued_at || v_times;
         END LOOP;
 
-        -- Per key: its events collapse into one read. Keys a dead letter holds
-        -- back stay out (their events are gone with this claim: the dead letter
-        -- keeps the key dirty); due dead letters come along with their attempts.
-        WITH per_key AS (
-            SELECT e.table_id, e.pk, count(*)::integer AS events, min(e.enqueued_at) AS enqueued_at
-            FROM unnest(v_table_ids, v_pks, v_enqueued_at) AS e(table_id, pk, enqueued_at)
-            GROUP BY e.table_id, e.pk
-        ), due AS MATERIALIZED (
-            SELECT d.table_id, d.pk FROM wlsync.dead_letter AS d
-            WHERE v_any_dead AND v_round = 1 AND d.retry_at <= now()
-            ORDER BY d.retry_at
-            LIMIT p_batch
-            FOR UPDATE SKIP LOCKED
-        ), retried AS (
-            DELETE FROM wlsync.dead_letter AS d USING due
-            WHERE d.table_id = due.table_id AND d.pk = due.pk
-            RETURNING d.table_id, d.pk, d.attempts, d.last_failed_at
-        ), held AS MATERIALIZED (
-            -- Dead letters that hold their key back, locked so that none can be
-            -- retried (and deleted) by another batch while this one takes the
-            -- key's events off the queue; one being retried elsewhere is
-            -- skipped, and its key's events are returned like any others.
-            SELECT d.table_id, d.pk FROM wlsync.dead_letter AS d
-            JOIN per_key AS p ON p.table_id = d.table_id AND p.pk = d.pk
-            WHERE v_any_dead AND (d.retry_at IS NULL OR d.retry_at > now())
-            FOR SHARE OF d SKIP LOCKED
-        ), claimed AS (
-            SELECT coalesce(p.table_id, r.table_id) AS table_id, coalesce(p.pk, r.pk) AS pk,
-                   coalesce(p.events, 0) AS events, coalesce(p.enqueued_at, r.last_failed_at) AS enqueued_at,
-                   coalesce(r.attempts, 0) AS attempts
-            FROM per_key AS p
-            FULL JOIN retried AS r ON r.table_id = p.table_id AND r.pk = p.pk
-            WHERE r.pk IS NOT NULL
-               OR NOT EXISTS (SELECT 1 FROM held AS h WHERE h.table_id = p.table_id AND h.pk = p.pk)
-        )
-        SELECT v_key_table_ids || array_agg(c.table_id), v_key_pks || array_agg(c.pk),
-               v_key_events || array_agg(c.events), v_key_enqueued_at || array_agg(c.enqueued_at),
-               v_attempts || array_agg(c.attempts)
-        INTO v_key_table_ids, v_key_pks, v_key_events, v_key_enqueued_at, v_attempts
-        FROM claimed AS c;
-        EXIT WHEN cardinality(v_key_pks) > 0 OR cardinality(v_pks) = 0;
+        -- Per key: its events collapse into one read, ordered by table (each
+        -- table's keys are then one slice of the arrays). A key that names no
+        -- tracked table, or does not give every key column, is dropped here.
+        IF NOT v_any_dead THEN
+            -- One sort, in the subquery: array_agg takes its rows in that order.
+            SELECT array_agg(k.table_id), array_agg(k.pk), array_agg(k.events), array_agg(k.enqueued_at)
+            INTO v_key_table_ids, v_key_pks, v_key_events, v_key_enqueued_at
+            FROM (
+                SELECT e.table_id, e.pk, count(*)::integer AS events, min(e.enqueued_at) AS enqueued_at
+                FROM unnest(v_table_ids, v_pks, v_enqueued_at) AS e(table_id, pk, enqueued_at)
+                JOIN (SELECT t.table_id, t.pk_columns::text[] AS pk_columns FROM wlsync.tracked_table AS t) AS t
+                  ON t.table_id = e.table_id
+                GROUP BY e.table_id, e.pk, t.pk_columns
+                HAVING jsonb_strip_nulls(e.pk) ?& t.pk_columns
+                ORDER BY e.table_id
+            ) AS k;
+        ELSE
+            -- Keys a dead letter holds back stay out (their events are gone with this
+            -- claim: the dead letter keeps the key dirty); due dead letters come
+            -- along with their attempts.
+            WITH per_key AS (
+                SELECT e.table_id, e.pk, count(*)::integer AS events, min(e.enqueued_at) AS enqueued_at
+                FROM unnest(v_table_ids, v_pks, v_enqueued_at) AS e(table_id, pk, enqueued_at)
+                GROUP BY e.table_id, e.pk
+            ), due AS MATERIALIZED (
+                SELECT d.table_id, d.pk FROM wlsync.dead_letter AS d
+                WHERE v_round = 1 AND d.retry_at <= now()
+                ORDER BY d.retry_at
+                LIMIT p_batch
+                FOR UPDATE SKIP LOCKED
+            ), retried AS (
+                DELETE FROM wlsync.dead_letter AS d USING due
+                WHERE d.table_id = due.table_id AND d.pk = due.pk
+                RETURNING d.table_id, d.pk, d.attempts, d.last_failed_at
+            ), held AS MATERIALIZED (
+                -- Dead letters that hold their key back, locked so that none can be
+                -- retried (and deleted) by another batch while this one takes the
+                -- key's events off the queue; one being retried elsewhere is
+                -- skipped, and its key's events are returned like any others.
+                SELECT d.table_id, d.pk FROM wlsync.dead_letter AS d
+                JOIN per_key AS p ON p.table_id = d.table_id AND p.pk = d.pk
+                WHERE d.retry_at IS NULL OR d.retry_at > now()
+                FOR SHARE OF d SKIP LOCKED
+            ), claimed AS (
+                SELECT coalesce(p.table_id, r.table_id) AS table_id, coalesce(p.pk, r.pk) AS pk,
+                       coalesce(p.events, 0) AS events, coalesce(p.enqueued_at, r.last_failed_at) AS enqueued_at,
+                       coalesce(r.attempts, 0) AS attempts
+                FROM per_key AS p
+                FULL JOIN retried AS r ON r.table_id = p.table_id AND r.pk = p.pk
+                WHERE r.pk IS NOT NULL
+                   OR NOT EXISTS (SELECT 1 FROM held AS h WHERE h.table_id = p.table_id AND h.pk = p.pk)
+            ), kept AS (
+                SELECT c.* FROM claimed AS c
+                JOIN (SELECT t.table_id, t.pk_columns::text[] AS pk_columns FROM wlsync.tracked_table AS t) AS t
+                  ON t.table_id = c.table_id
+                WHERE jsonb_strip_nulls(c.pk) ?& t.pk_columns
+                ORDER BY c.table_id
+            )
+            SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.events), array_agg(c.enqueued_at),
+                   array_agg(c.attempts)
+            INTO v_key_table_ids, v_key_pks, v_key_events, v_key_enqueued_at, v_attempts
+            FROM kept AS c;
+        END IF;
+        EXIT WHEN coalesce(cardinality(v_key_pks), 0) > 0 OR cardinality(v_pks) = 0;
     END LOOP;
-    v_table_ids := v_key_table_ids;
-    v_pks := v_key_pks;
-    v_events := v_key_events;
-    v_enqueued_at := v_key_enqueued_at;
 
-    IF cardinality(v_table_ids) = 0 THEN
+    IF coalesce(cardinality(v_key_table_ids), 0) = 0 THEN
         RETURN;
     END IF;
 
     -- New statements, hence new snapshots: each table's rows are read after
     -- the claim above, and the version is read off the very snapshot that
     -- reads them (wlsync.current_rows is STABLE: it runs on its caller's
-    -- snapshot). One query per table, through its primary key index. Keys of
-    -- tables no longer tracked are dropped with their events.
+    -- snapshot). One statement per table, through its primary key index.
+    v_first := 1;
     FOR v_table IN
-        SELECT t.table_id, t.relid, t.pk_columns, n.nspname, c.relname
-        FROM wlsync.tracked_table AS t
-        JOIN pg_class AS c ON c.oid = t.relid
-        JOIN pg_namespace AS n ON n.oid = c.relnamespace
-        WHERE t.table_id = ANY (v_table_ids)
+        SELECT u.table_id, u.keys, t.relid, n.nspname, c.relname
+        FROM (SELECT k.table_id, count(*)::integer AS keys FROM unnest(v_key_table_ids) AS k(table_id)
+              GROUP BY k.table_id) AS u
+        LEFT JOIN wlsync.tracked_table AS t ON t.table_id = u.table_id
+        LEFT JOIN pg_class AS c ON c.oid = t.relid
+        LEFT JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        ORDER BY u.table_id
     LOOP
-        -- All the table's keys in one read; should a key not fit the key
-        -- columns (an injected queue row), read them one by one instead and
-        -- drop those at fault (nothing was returned for the table yet:
-        -- current_rows returns a whole set).
-        v_key := NULL;
-        v_one_by_one := NULL;
-        v_i := 0;
-        LOOP
-            BEGIN
-                RETURN QUERY
-                WITH k AS MATERIALIZED (
-                    SELECT row_number() OVER () AS n, k.pk, k.events, k.enqueued_at, k.attempts
-                    FROM unnest(v_table_ids, v_pks, v_events, v_enqueued_at, v_attempts)
-                         AS k(table_id, pk, events, enqueued_at, attempts)
-                    WHERE k.table_id = v_table.table_id
-                      AND jsonb_strip_nulls(k.pk) ?& v_table.pk_columns::text[]
-                      AND (v_key IS NULL OR k.pk = v_key)
-                ), clock AS MATERIALIZED (
-                    SELECT s.version_offset + wlsync._snapshot_clock() AS version FROM wlsync.capture_state AS s
-                )
-                -- current_rows answers in the order asked: rows pair up by position.
-                SELECT v_table.nspname, v_table.relname, r.pk,
-                       CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
-                       r.row_data, clock.version, k.events, k.enqueued_at, k.attempts
-                FROM ROWS FROM (wlsync.current_rows(v_table.relid, ARRAY(SELECT k.pk FROM k ORDER BY k.n)))
-                     WITH ORDINALITY AS r(requested_pk, pk, row_data, n)
-                JOIN k USING (n)
-                CROSS JOIN clock;
-            EXCEPTION WHEN data_exception THEN
-                IF v_key IS NULL THEN
-                    v_one_by_one := ARRAY(SELECT k.pk FROM unnest(v_table_ids, v_pks) AS k(table_id, pk)
-                                          WHERE k.table_id = v_table.table_id);
-                ELSE
+        -- This table's keys: the slice of the arrays that holds its table_id.
+        v_last_key := v_first + v_table.keys - 1;
+        IF v_table.nspname IS NULL THEN  -- untracked since the keys were grouped: dropped
+            v_first := v_last_key + 1;
+            CONTINUE;
+        END IF;
+        BEGIN
+            RETURN QUERY
+            SELECT v_table.nspname, v_table.relname, r.pk,
+                   CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
+                   r.row_data, (SELECT s.version_offset + wlsync._snapshot_clock() FROM wlsync.capture_state AS s),
+                   r.events, r.enqueued_at, coalesce(r.attempts, 0)
+            -- current_rows answers in the order asked: ROWS FROM zips its rows
+            -- with the keys' figures by position (no join to plan).
+            FROM ROWS FROM (wlsync.current_rows(v_table.relid, v_key_pks[v_first:v_last_key]),
+                            unnest(v_key_events[v_first:v_last_key]),
+                            unnest(v_key_enqueued_at[v_first:v_last_key]),
+                            unnest(v_attempts[v_first:v_last_key]))
+                 AS r(requested_pk, pk, row_data, events, enqueued_at, attempts);
+        EXCEPTION WHEN data_exception THEN
+            -- A key that does not fit its key columns' types (an injected queue
+            -- row): read the table's keys one by one and drop those at fault
+            -- (nothing was returned for the table yet: the statement failed whole).
+            FOR v_i IN v_first..v_last_key LOOP
+                v_key := v_key_pks[v_i];
+                BEGIN
+                    RETURN QUERY
+                    SELECT v_table.nspname, v_table.relname, r.pk,
+                           CASE WHEN r.row_data IS NULL THEN 'delete' ELSE 'upsert' END,
+                           r.row_data, (SELECT s.version_offset + wlsync._snapshot_clock() FROM wlsync.capture_state AS s),
+                           v_key_events[v_i], v_key_enqueued_at[v_i], coalesce(v_attempts[v_i], 0)
+                    FROM wlsync.current_rows(v_table.relid, ARRAY[v_key]) AS r;
+                EXCEPTION WHEN data_exception THEN
                     RAISE WARNING 'wlsync: dropped a queue row of % whose key % does not fit its key columns',
                                   v_table.relid, v_key;
-                END IF;
-            END;
-            v_i := v_i + 1;
-            EXIT WHEN v_i > coalesce(cardinality(v_one_by_one), 0);
-            v_key := v_one_by_one[v_i];
-        END LOOP;
+                END;
+            END LOOP;
+        END;
+        v_first := v_last_key + 1;
     END LOOP;
 END
 $function$;

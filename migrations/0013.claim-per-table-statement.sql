@@ -1,0 +1,7 @@
+-- wlsync.claim_sync_events: leaner per batch (no schema change; post-apply.py
+-- re-installs the function). The keys are grouped, checked against their
+-- table's key columns and sorted by table in one statement; each table's rows
+-- are read in one statement that zips current_rows' answer with the keys'
+-- event counts by position (ROWS FROM) instead of joining them; the resume
+-- point is read off the highest (lowest) locked ctid instead of every row's.
+-- depends: 0012.queue-v2
