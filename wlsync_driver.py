@@ -23,12 +23,15 @@ import select
 import signal
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from wlsync_db import UserError, connect, describe, one_line, source_dsn
 from wlsync_sinks import Sink, SinkError, TargetError, open_sink, same_value, tables_from_rows
@@ -61,6 +64,15 @@ class Backoff:
         self.attempt = 0
 
 
+@dataclass
+class Claimed:
+    """A claimed batch: its rows, and the MDB connection whose transaction holds them."""
+    conn: psycopg.Connection
+    rows: list[dict]
+    started: float   # time.monotonic() when the claim began
+    deadline: float  # WL must not commit after this (the claim's timeouts)
+
+
 class Driver:
     def __init__(self, dsn: str, sink: Sink, batch: int, sweep_interval: float, once: bool,
                  claim_timeout: float, max_attempts: int):
@@ -69,7 +81,9 @@ class Driver:
         self.max_attempts = max_attempts
         self.stopping = False
         self.synced_events = 0
-        self.claims: psycopg.Connection | None = None
+        self.claims: psycopg.Connection | None = None  # claims, maintenance, the first batch
+        self.spare: psycopg.Connection | None = None   # the batch claimed ahead (see drain)
+        self.ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim-ahead")
         self.listener: psycopg.Connection | None = None
         self.known_columns: dict[tuple[str, str], set[str]] = {}
         self.backoff = Backoff()  # reset by every batch that syncs
@@ -96,29 +110,33 @@ class Driver:
     # -- connections ------------------------------------------------------------------
 
     def connect(self) -> None:
-        self.claims = connect(self.dsn, autocommit=True, row_factory=dict_row,
-                              application_name="wlsync_driver")
-        # MDB's warnings (a dropped malformed queue row, ...) belong in our log.
-        self.claims.add_notice_handler(
-            lambda diag: log.warning("MDB says: %s", diag.message_primary)
-            if diag.severity_nonlocalized == "WARNING" else None)
+        self.claims = self.claim_connection()
         check_schema(self.claims, self.dsn)
         # Fencing versions must stay above what WL has seen, even after MDB was
         # restored from a backup: WL would refuse every write as stale.
         self.claims.execute("SELECT wlsync.raise_claim_version(%s)", [self.sink.max_version()])
-        # Bound the claim transaction: a hung WL must not hold MDB's rows forever.
-        timeout_ms = int(self.claim_timeout * 1000)
-        self.claims.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
-        self.claims.execute(f"SET statement_timeout = {timeout_ms}")
-        self.claims.execute("SET lock_timeout = '10s'")
         self.listener = connect(self.dsn, autocommit=True, application_name="wlsync_driver_listen")
         self.listener.execute(f"LISTEN {CHANNEL}")
 
+    def claim_connection(self) -> psycopg.Connection:
+        conn = connect(self.dsn, autocommit=True, row_factory=dict_row, application_name="wlsync_driver")
+        set_json_loads(orjson.loads, conn)  # every claimed key and row is jsonb
+        # MDB's warnings (a dropped malformed queue row, ...) belong in our log.
+        conn.add_notice_handler(
+            lambda diag: log.warning("MDB says: %s", diag.message_primary)
+            if diag.severity_nonlocalized == "WARNING" else None)
+        # Bound the claim transaction: a hung WL must not hold MDB's rows forever.
+        timeout_ms = int(self.claim_timeout * 1000)
+        conn.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
+        conn.execute(f"SET statement_timeout = {timeout_ms}")
+        conn.execute("SET lock_timeout = '10s'")
+        return conn
+
     def close(self) -> None:
-        for conn in (self.claims, self.listener):
+        for conn in (self.claims, self.spare, self.listener):
             if conn is not None:
                 conn.close()
-        self.claims = self.listener = None
+        self.claims = self.spare = self.listener = None
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -148,7 +166,7 @@ class Driver:
     def serve(self) -> None:
         self.drain()  # after every (re)connect: notifications sent while away are lost
         if self.once:
-            self.maintain(force=True)  # TRUNCATE what this drain emptied, before exiting
+            self.maintain(self.claims, force=True)  # TRUNCATE what this drain emptied, before exiting
         while not self.stopping and not self.once:
             # The queue looked empty. Arming the wake-up rewrites every capture
             # function (wlsync.arm_wakeup), so a driver that just disarmed it
@@ -162,26 +180,52 @@ class Driver:
             self.drain()
 
     def drain(self) -> int:
-        """Sync batches until a claim comes back empty; returns the events synced."""
+        """Sync batches until a claim comes back empty; returns the events synced.
+
+        Under a backlog (a claim came back full) the next batch is claimed on the
+        spare connection while WL writes this one: MDB reads rows while WL
+        writes, on two cores instead of one after the other. The two batches
+        are two claims, as of two drivers: SKIP LOCKED keeps their events
+        apart, and WL's fencing keeps a key from going back (README, "Per-key
+        rule")."""
         total = 0
-        while not self.stopping:
-            self.maintain()
-            synced = self.sync_batch()
-            total += synced
-            if not synced:
-                break
-            busy = self.busy(synced)
-            if self.armed and busy:
-                # Notifications are useless now, and every notifying writer
-                # takes NOTIFY's global lock at commit: writers would commit
-                # one at a time. Poll instead for a while.
-                self.listener.execute("SELECT wlsync.disarm_wakeup()")
-                self.armed, self.disarmed_at = False, time.monotonic()
-            if busy and synced < self.batch // 10 and not self.once:
-                # Many small claims cost MDB more per event than a few larger
-                # ones: under load, let events gather a moment (not with
-                # --once, which is to end as soon as the queue looks empty).
-                self.wait_for(GATHER_INTERVAL, listening=False)
+        ahead: Future | None = None
+        free = self.claims  # the claim connection not busy with the batch claimed ahead
+        try:
+            while not self.stopping or ahead is not None:
+                self.maintain(free)
+                if ahead is None:
+                    batch = self.claim(free)
+                else:
+                    batch, ahead = ahead.result(), None
+                if not batch.rows:
+                    batch.conn.execute("COMMIT")
+                    break
+                if sum(r["events"] for r in batch.rows) >= self.batch and not self.stopping:
+                    if self.spare is None:  # opened at the first backlog: an idle driver holds two connections
+                        self.spare = self.claim_connection()
+                    ahead = self.ahead.submit(self.claim, self.spare if batch.conn is self.claims else self.claims)
+                synced = self.sync_batch(batch)
+                free = batch.conn
+                total += synced
+                busy = self.busy(synced)
+                if self.armed and busy:
+                    # Notifications are useless now, and every notifying writer
+                    # takes NOTIFY's global lock at commit: writers would commit
+                    # one at a time. Poll instead for a while.
+                    self.listener.execute("SELECT wlsync.disarm_wakeup()")
+                    self.armed, self.disarmed_at = False, time.monotonic()
+                if ahead is None and busy and synced < self.batch // 10 and not self.once:
+                    # Many small claims cost MDB more per event than a few larger
+                    # ones: under load, let events gather a moment (not with
+                    # --once, which is to end as soon as the queue looks empty).
+                    self.wait_for(GATHER_INTERVAL, listening=False)
+        finally:
+            if ahead is not None:  # failing: the batch claimed ahead goes back to the queue
+                try:
+                    ahead.result().conn.execute("ROLLBACK")
+                except (psycopg.Error, SinkError):
+                    pass  # its connection is closed next; MDB rolls back what it held
         return total
 
     def busy(self, synced: int) -> bool:
@@ -195,13 +239,13 @@ class Driver:
             self.rate_window = (started, events)
         return synced >= self.batch or events > BUSY_EVENTS_PER_S * max(elapsed, 0.25)
 
-    def maintain(self, force: bool = False) -> None:
+    def maintain(self, conn: psycopg.Connection, force: bool = False) -> None:
         """Rotate, seal and TRUNCATE the queue ring (wlsync.maintain_queue), about once a second."""
         if not force and time.monotonic() - self.maintained_at < MAINTAIN_EVERY:
             return
         self.maintained_at = time.monotonic()
         try:
-            done = self.claims.execute("SELECT wlsync.maintain_queue() AS done").fetchone()["done"]
+            done = conn.execute("SELECT wlsync.maintain_queue() AS done").fetchone()["done"]
         except psycopg.OperationalError:
             raise  # MDB is gone: the caller reconnects
         except psycopg.Error as exc:  # maintenance can wait; the queue keeps flowing without it
@@ -210,20 +254,37 @@ class Driver:
         if done:
             log.debug("queue maintenance: %s", ", ".join(done))
 
-    def sync_batch(self) -> int:
+    def claim(self, conn: psycopg.Connection) -> Claimed:
+        """Claim a batch on `conn`, in a transaction left open for sync_batch."""
         started = time.monotonic()
+        conn.execute("BEGIN")
+        try:
+            rows = conn.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [self.batch]).fetchall()
+        except BaseException:
+            if not conn.closed:
+                conn.execute("ROLLBACK")
+            raise
         # WL must not commit once MDB may have ended the claim (its timeouts).
-        deadline = started + self.claim_timeout - 1.0
-        with self.claims.transaction():
-            rows = self.claims.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [self.batch]).fetchall()
-            if not rows:
-                return 0
-            self.ensure_tables(rows)
+        return Claimed(conn, rows, started, started + self.claim_timeout - 1.0)
+
+    def sync_batch(self, batch: Claimed) -> int:
+        """Write a claimed batch to WL, commit WL, then commit the claim in MDB."""
+        conn, rows = batch.conn, batch.rows
+        try:
+            self.ensure_tables(conn, rows)
             self.test_pause("before_wl_write")
-            rejected = self.write(rows, deadline)  # WL commits here; MDB commits when the block ends
+            rejected = self.write(rows, batch.deadline)  # WL commits here; MDB right after
             self.test_pause("after_wl_commit")
             for row, error in rejected:
-                self.hold_back(row, error)
+                self.hold_back(conn, row, error)
+        except BaseException:
+            if not conn.closed:
+                try:
+                    conn.execute("ROLLBACK")
+                except psycopg.Error:
+                    pass  # the connection is being replaced: MDB ends the claim itself
+            raise
+        conn.execute("COMMIT")
         self.backoff.reset()
         held_back = {id(row) for row, _ in rejected}
         rows = [r for r in rows if id(r) not in held_back]
@@ -237,7 +298,7 @@ class Driver:
             name = f"{r['table_schema']}.{r['table_name']}"
             tables[name] = tables.get(name, 0) + 1
         log.info("synced %d events (%d keys) in %.1f ms, lag %.3f s: %s", events, len(rows),
-                 (time.monotonic() - started) * 1000, lag,
+                 (time.monotonic() - batch.started) * 1000, lag,
                  ", ".join(f"{t}={n}" for t, n in sorted(tables.items())),
                  extra={"fields": {"events": events, "keys": len(rows), "lag_s": round(lag, 3),
                                    "tables": tables}})
@@ -257,10 +318,10 @@ class Driver:
             middle = len(rows) // 2
             return self.write(rows[:middle], deadline) + self.write(rows[middle:], deadline)
 
-    def hold_back(self, row: dict, error: str) -> None:
+    def hold_back(self, conn: psycopg.Connection, row: dict, error: str) -> None:
         """Record a key WL rejected: retried with backoff, parked after --max-attempts."""
-        relation = sql.Identifier(row["table_schema"], row["table_name"]).as_string(self.claims)
-        state = self.claims.execute("SELECT wlsync.record_failure(%s, %s, %s, %s, %s) AS state",
+        relation = sql.Identifier(row["table_schema"], row["table_name"]).as_string(conn)
+        state = conn.execute("SELECT wlsync.record_failure(%s, %s, %s, %s, %s) AS state",
                                     [relation, Jsonb(row["pk"]), error, row["attempts"],
                                      self.max_attempts]).fetchone()["state"]
         level = logging.ERROR if state == "parked" else logging.WARNING
@@ -275,7 +336,7 @@ class Driver:
             log.warning("test pause at %s (%.1f s)", point, self.pause_seconds)
             time.sleep(self.pause_seconds)
 
-    def ensure_tables(self, rows: list[dict]) -> None:
+    def ensure_tables(self, conn: psycopg.Connection, rows: list[dict]) -> None:
         """Create WL tables the first time a table shows up, and follow its columns:
         an added column is added in WL; a dropped one is no longer written."""
         if all((r["table_schema"], r["table_name"]) in self.known_columns
@@ -284,7 +345,7 @@ class Driver:
                for r in rows):
             return
         tables = tables_from_rows(
-            tuple(row.values()) for row in self.claims.execute("SELECT * FROM wlsync.tracked_columns()"))
+            tuple(row.values()) for row in conn.execute("SELECT * FROM wlsync.tracked_columns()"))
         self.sink.ensure_tables(tables)
         self.known_columns = {key: {c.name for c in t.columns} for key, t in tables.items()}
 
