@@ -28,7 +28,7 @@ PREVIOUS_RELEASE = "48e4962"
 PREVIOUS_RELEASE_FILES = ["migrations", "sql", "wlsync_migrate.py", "wlsync_db.py", "wlsync_driver.py",
                           "wlsync_sinks.py"]
 # Migrations of this checkout the previous release (0001 to 0011) does not have.
-NEW_MIGRATIONS = sorted(path.stem for path in (ROOT / "migrations").glob("*.sql") if path.stem > "0011")
+NEW_MIGRATIONS = sorted(path.stem for path in (ROOT / "migrations").glob("*.sql") if int(path.stem[:4]) > 11)
 ODD = '"Odd ""Name"" Table"'   # a table name with capitals, spaces and a double quote
 ODD_WL = 'Odd "Name" Table'     # its name in WL
 
