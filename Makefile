@@ -4,14 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv migrate functions test test-all demo clean bench bench-quick
+.PHONY: venv migrate functions test test-all lint demo clean bench bench-quick
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 # Apply migrations (and install sql/functions) to $$WLSYNC_SOURCE, else the PG* database.
@@ -27,6 +27,13 @@ test: venv
 
 test-all: venv
 	$(PY) -m pytest -m ''
+
+# ruff over the Python, squawk over the migrations (.squawk.toml), plpgsql_check over
+# every function of schema wlsync in a scratch database (tests/lint_sql.py).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/squawk migrations/*.sql
+	$(PY) -m tests.lint_sql
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

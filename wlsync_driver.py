@@ -411,7 +411,7 @@ def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int
                     break
                 wl_rows = sink.rows_by_key(table, [pk for pk, _ in page])
                 wrong = []
-                for (pk, mdb_row), wl_row in zip(page, wl_rows):
+                for (pk, mdb_row), wl_row in zip(page, wl_rows, strict=True):
                     if wl_row is None:
                         wrong.append(report(schema, name, "missing in WL", pk))
                     else:

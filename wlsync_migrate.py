@@ -17,8 +17,20 @@ import psycopg
 from wlsync_db import UserError, connect, describe, one_line, source_dsn
 
 ROOT = Path(__file__).resolve().parent
-MIGRATIONS = ROOT / "migrations"
-FUNCTIONS = ROOT / "sql" / "functions"
+# In a checkout the SQL sits at the top of the repository; an installed wheel
+# carries it as the data package wlsync_schema, next to this module (pyproject.toml).
+INSTALLED = ROOT / "wlsync_schema"
+MIGRATIONS = INSTALLED / "migrations" if INSTALLED.is_dir() else ROOT / "migrations"
+FUNCTIONS = INSTALLED / "functions" if INSTALLED.is_dir() else ROOT / "sql" / "functions"
+
+
+def sql_files(directory: Path) -> list[Path]:
+    """The .sql files of ``directory``; none means a broken installation, never "up to date"."""
+    files = sorted(directory.glob("*.sql"))
+    if not files:
+        raise UserError(f"no SQL files found in {directory}: this wlsync installation is incomplete; "
+                        "reinstall it (pip install --force-reinstall wlsync) or run from a full checkout")
+    return files
 
 
 def install_functions(conn) -> None:
@@ -27,7 +39,7 @@ def install_functions(conn) -> None:
     ``conn`` is any DB-API connection (yoyo's, or ours); the caller commits.
     """
     cursor = conn.cursor()
-    for path in sorted(FUNCTIONS.glob("*.sql")):
+    for path in sql_files(FUNCTIONS):
         cursor.execute(path.read_text())
     # Regenerate every tracked table's capture function and triggers, so a new
     # version of wlsync.track takes effect on tables tracked before it.
@@ -79,6 +91,8 @@ def migrate(dsn: str) -> int:
     """Apply pending migrations; returns how many were applied."""
     from yoyo import get_backend, read_migrations
 
+    sql_files(MIGRATIONS)
+    sql_files(FUNCTIONS)
     with connect(dsn) as probe:
         url = yoyo_url(probe)
         password = probe.info.password
@@ -101,7 +115,7 @@ def reinstall_functions(dsn: str) -> int:
         if not exists:
             raise UserError(f"{describe(dsn)} has no wlsync schema; run `make migrate` first")
         install_functions(conn)
-    return len(list(FUNCTIONS.glob("*.sql")))
+    return len(sql_files(FUNCTIONS))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,11 @@ from pathlib import Path
 
 from yoyo import step
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# In a checkout wlsync_migrate.py sits one directory up; an installed wheel has it
+# importable already (this file is then wlsync_schema/migrations/post-apply.py).
+checkout = Path(__file__).resolve().parent.parent
+if (checkout / "wlsync_migrate.py").is_file():
+    sys.path.insert(0, str(checkout))
 from wlsync_migrate import install_functions  # noqa: E402
 
 steps = [step(install_functions)]

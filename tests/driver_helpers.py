@@ -94,7 +94,7 @@ def wl_rows(target: str, table: Table) -> dict[tuple, dict]:
         rows = sink.rows_by_key(table, keys)
     finally:
         sink.close()
-    return {tuple(pk[c.name] for c in table.pk): row for pk, row in zip(keys, rows) if row is not None}
+    return {tuple(pk[c.name] for c in table.pk): row for pk, row in zip(keys, rows, strict=True) if row is not None}
 
 
 def wl_titles(target: str) -> dict[int, str]:

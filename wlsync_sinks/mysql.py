@@ -364,7 +364,7 @@ class MySQLSink(Sink):
                     cursor, f"SELECT {', '.join(quote(c.name) for c in table.columns)} FROM {quote(table.wl_name)} "
                             f"WHERE {key_columns(table)} IN (", key_literals(table, pks), ")"):
                 for values in rows:
-                    row = {column: decode(value) for (column, decode), value in zip(decoders, values)}
+                    row = {column: decode(value) for (column, decode), value in zip(decoders, values, strict=True)}
                     found[tuple(row[n] for n in key_names)] = row
         return [found.get(tuple(pk[n] for n in key_names)) for pk in pks]
 
@@ -385,13 +385,14 @@ class MySQLSink(Sink):
                     # (a, b) > (x, y) spelled out, which the range optimizer turns into an index range.
                     values = [self.connection.escape(v) for v in after]
                     cursor.execute(select + " WHERE " + " OR ".join(
-                        "(" + " AND ".join([f"{c} = {v}" for c, v in zip(columns[:i], values)]
+                        "(" + " AND ".join([f"{c} = {v}" for c, v in zip(columns[:i], values[:i], strict=True)]
                                            + [f"{columns[i]} > {values[i]}"]) + ")"
                         for i in range(len(columns))) + order)
                 page = cursor.fetchall()
             if not page:
                 return
-            yield [{column: decode(value) for (column, decode), value in zip(decoders, row)} for row in page]
+            yield [{column: decode(value) for (column, decode), value in zip(decoders, row, strict=True)}
+                   for row in page]
             after = page[-1]
 
 

@@ -105,7 +105,7 @@ def decode_key(table: Table, key: str) -> dict:
         raise ValueError(f"key {key!r} does not have the {len(table.pk)} column(s) of {table.wl_name}'s key")
     return {c.name: "" if token == "=" else re.sub(
         rb"(?:=[0-9A-F]{2})+", lambda m: bytes.fromhex(m.group().replace(b"=", b"").decode()),
-        token.encode()).decode() for c, token in zip(table.pk, tokens)}
+        token.encode()).decode() for c, token in zip(table.pk, tokens, strict=True)}
 
 
 @dataclass

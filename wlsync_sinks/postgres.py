@@ -172,7 +172,7 @@ class PostgresSink(Sink):
                     sql.SQL(", ").join(output_text(sql.Identifier(n)) for n in names),
                     sql.Identifier(table.wl_name)))
                 while batch := cursor.fetchmany(chunk):
-                    yield [dict(zip(names, row)) for row in batch]
+                    yield [dict(zip(names, row, strict=True)) for row in batch]
 
 
 def output_text(value: sql.Composable) -> sql.Composable:

@@ -178,7 +178,8 @@ class SQLiteSink(Sink):
             result = []
             for pk in pks:
                 row = self.connection.execute(query, [to_sqlite(c, pk[c.name]) for c in table.pk]).fetchone()
-                result.append(None if row is None else {c.name: to_text(c, v) for c, v in zip(table.columns, row)})
+                result.append(None if row is None
+                              else {c.name: to_text(c, v) for c, v in zip(table.columns, row, strict=True)})
             return result
 
     def keys(self, table, chunk):
@@ -188,4 +189,4 @@ class SQLiteSink(Sink):
             cols = ", ".join(quote_sqlite(c.name) for c in table.pk)
             cursor = self.connection.execute(f"SELECT {cols} FROM {quote_sqlite(table.wl_name)}")
             while batch := cursor.fetchmany(chunk):
-                yield [{c.name: to_text(c, v) for c, v in zip(table.pk, row)} for row in batch]
+                yield [{c.name: to_text(c, v) for c, v in zip(table.pk, row, strict=True)} for row in batch]

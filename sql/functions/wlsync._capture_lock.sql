@@ -23,7 +23,7 @@ AS $function$
 -- Touches:    pg_advisory_xact_lock* on one key of this database.
 -- ---------------------------------------------------------------------------
 DECLARE
-    c_key constant bigint := 7749001;  -- 'wlsync capture', arbitrary and fixed
+    c_key constant bigint := 7749001::bigint;  -- 'wlsync capture', arbitrary and fixed
 BEGIN
     CASE p_mode
         WHEN 'exclusive' THEN PERFORM pg_advisory_xact_lock(c_key);

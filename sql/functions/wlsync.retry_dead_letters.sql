@@ -20,7 +20,7 @@ AS $function$
 --             NOTIFY wlsync_v1.
 -- ---------------------------------------------------------------------------
 DECLARE
-    v_count bigint := 0;
+    v_count bigint;
 BEGIN
     IF p_pk IS NOT NULL AND p_table IS NULL THEN
         RAISE EXCEPTION 'wlsync.retry_dead_letters: give the table of key %', p_pk

@@ -1,0 +1,3 @@
+-- Records function changes found by plpgsql_check (make lint): retry_dead_letters
+-- and _capture_lock assign bigint values to their bigint variables. No schema change.
+-- depends: 0012.queue-v2
