@@ -400,7 +400,7 @@ def row_reader(columns: Sequence[Column], convert: Callable[[Column], Callable[[
     converters = [convert(c) for c in columns]
     if not any(converters):
         return get
-    return lambda data: [v if f is None or v is None else f(v) for f, v in zip(converters, get(data))]
+    return lambda data: [v if f is None or v is None else f(v) for f, v in zip(converters, get(data), strict=True)]
 
 
 def to_text(column: Column, value) -> str | None:

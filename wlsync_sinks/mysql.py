@@ -270,7 +270,7 @@ class MySQLSink(Sink):
         hashes = [hashlib.sha256(text.encode()).hexdigest().upper() for text in texts]
         name = literal(table.wl_name)
         # In the registry's index order, the same for every batch: batches lock shared keys in one order.
-        ordered = sorted(zip(hashes, texts, group), key=lambda item: item[0])
+        ordered = sorted(zip(hashes, texts, group, strict=True), key=lambda item: item[0])
         self._execute_in_parts(
             cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version) VALUES ",
             [f"({name},X'{h}',{literal(text)},{NO_VERSION})" for h, text, _ in ordered],
@@ -278,7 +278,7 @@ class MySQLSink(Sink):
             " ON DUPLICATE KEY UPDATE version = version")
         # Stale keys (usually none), one query per version in the batch.
         by_version: dict[int, list[str]] = {}
-        for h, r in zip(hashes, group):
+        for h, r in zip(hashes, group, strict=True):
             by_version.setdefault(int(r["version"]), []).append(f"X'{h}'")
         stale: set[str] = set()
         for version, literals in by_version.items():

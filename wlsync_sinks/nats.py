@@ -264,7 +264,7 @@ class NatsSink(Sink):
                                               for key in keys])
         known = self.known.setdefault(bucket, {})
         result = []
-        for key, msg in zip(keys, answers):
+        for key, msg in zip(keys, answers, strict=True):
             headers = msg.headers or {}
             status = headers.get("Status")
             if status == "404":
@@ -302,7 +302,7 @@ class NatsSink(Sink):
                 return
             answers = await self._requests(conn, [request for _, request in sending])
             conflicts = []
-            for (w, _), msg in zip(sending, answers):
+            for (w, _), msg in zip(sending, answers, strict=True):
                 ack = json.loads(msg.data) if msg.data else {}
                 error = ack.get("error") or ({"description": (msg.headers or {}).get("Status", "no answer")}
                                              if "seq" not in ack else None)

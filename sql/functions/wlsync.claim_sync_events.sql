@@ -80,18 +80,16 @@ DECLARE
     v_table_ids integer[];
     v_pks jsonb[];
     v_enqueued_at timestamptz[];
-    v_key_table_ids integer[] := '{}';
-    v_key_pks jsonb[] := '{}';
-    v_key_events integer[] := '{}';
-    v_key_enqueued_at timestamptz[] := '{}';
-    v_attempts integer[] := '{}';
-    v_round integer;
+    v_key_table_ids integer[];
+    v_key_pks jsonb[];
+    v_key_events integer[];
+    v_key_enqueued_at timestamptz[];
+    v_attempts integer[] := '{}'::integer[];  -- stays empty while no dead letter exists
     v_any_dead boolean;
     v_table record;
     v_first integer;
     v_last_key integer;
     v_key jsonb;
-    v_i integer;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 THEN
         RAISE EXCEPTION 'wlsync.claim_sync_events: batch must be a positive number of events, got %', p_batch
@@ -108,9 +106,9 @@ BEGIN
     -- Rounds: a round whose events all belong to held-back keys returns
     -- nothing, which a driver would take for an empty queue; claim again.
     FOR v_round IN 1..10 LOOP
-        v_table_ids := '{}';
-        v_pks := '{}';
-        v_enqueued_at := '{}';
+        v_table_ids := '{}'::integer[];
+        v_pks := '{}'::jsonb[];
+        v_enqueued_at := '{}'::timestamptz[];
         -- Free slots too: they are empty (TRUNCATEd) unless an enqueuer whose
         -- snapshot predates a rotation (REPEATABLE READ) wrote into one.
         FOR v_slot IN

@@ -45,13 +45,13 @@ AS $function$
 --             the capture lock and pg_proc when rotating.
 -- ---------------------------------------------------------------------------
 DECLARE
-    v_done text[] := '{}';
+    v_done text[] := '{}'::text[];
     v_slot record;
     v_queue text;
     v_resume bigint;
     v_next smallint;
     v_rows_left boolean;
-    v_truncated smallint[] := '{}';
+    v_truncated smallint[] := '{}'::smallint[];
 BEGIN
     IF p_rotate_blocks IS NULL OR p_rotate_blocks < 1 THEN
         RAISE EXCEPTION 'wlsync.maintain_queue: p_rotate_blocks must be at least 1, got %', p_rotate_blocks

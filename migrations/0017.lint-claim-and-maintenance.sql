@@ -1,0 +1,4 @@
+-- Records function changes: claim_sync_events and maintain_queue declare their
+-- array defaults with their types ('{}'::integer[]), and claim_sync_events no
+-- longer declares variables its FOR loops declare themselves (plpgsql_check).
+-- depends: 0016.lint-fixes
