@@ -1,8 +1,12 @@
 """WL's per-key version fence: a late write from an older batch changes nothing."""
+import threading
 import time
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
+from tests.conftest import postgresql_wl
 from tests.driver_helpers import MOVIES, DriverProcess, run_cli, wait_until, wl_titles
 from wlsync_sinks import open_sink
 
@@ -69,3 +73,38 @@ def test_versions_of_a_restored_mdb_are_lifted_above_what_wl_has_seen(movies, md
     movies.execute("UPDATE movies SET title = 'after' WHERE id = 1")
     assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
     assert wl_titles(target) == {1: "after"}
+
+
+@pytest.fixture
+def postgresql_target(request):
+    yield from postgresql_wl(request)
+
+
+def test_a_newer_delete_that_waited_for_an_older_first_write_of_its_key_removes_the_row(postgresql_target):
+    """PostgreSQL WL, two batches of one key: an older one writes the key for the first
+    time and has not committed; a newer one deleting the key waits for it on the version
+    registry. When the older commits, the newer must delete the row the older wrote,
+    although that row was committed after the newer's statement began (a DELETE in the
+    same statement as the registry's upsert shares its snapshot and would miss it)."""
+    target = postgresql_target
+    sink = open_sink(target)
+    older = psycopg.connect(target)
+    try:
+        sink.ensure_tables({("public", "movies"): MOVIES})
+        # The older batch (version 3) half done, as the sink does it: registry, then row.
+        older.execute("INSERT INTO _wlsync_versions (table_name, pk, version) VALUES ('movies', %s, 3)",
+                      [Jsonb({"id": "1"})])
+        older.execute("INSERT INTO movies (id, title) VALUES (1, 'older')")
+        newer = threading.Thread(target=sink.apply, args=(batch(4, 1, None), time.monotonic() + 60))
+        newer.start()
+        with psycopg.connect(target, autocommit=True) as watch:
+            wait_until(lambda: watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'").fetchone()[0] == 1, message="the newer batch to wait")
+        older.commit()
+        newer.join(30)
+        assert not newer.is_alive()
+        assert wl_titles(target) == {}
+    finally:
+        older.close()
+        sink.close()

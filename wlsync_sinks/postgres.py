@@ -8,14 +8,14 @@ from psycopg import sql
 
 from wlsync_db import describe, one_line
 from wlsync_sinks import (PRUNE_EVERY, REJECTING_SQLSTATE_CLASSES, VERSION_RETENTION, VERSIONS, Column, Sink,
-                          Table, TargetError, check_deadline, group_by_table, redact, seconds_left)
+                          Table, TargetError, check_deadline, group_by_table, key_text, redact, seconds_left)
 
 
 class PostgresSink(Sink):
     """A separate PostgreSQL database as WL: same column names and types.
 
     Types WL cannot know (enums, composites and other user-defined types) are
-    stored as text. A whole batch is one statement per table and action:
+    stored as text. A batch is two statements per table (the fence, then the writes):
     rows travel as one jsonb array of PostgreSQL text values, cast back in SQL.
     """
 
@@ -79,7 +79,18 @@ class PostgresSink(Sink):
                 for (schema, name), group in group_by_table(rows).items():
                     table = self.tables[(schema, name)]
                     batch = [{"pk": r["pk"], "v": r["version"], "row": r["row_data"]} for r in group]
-                    conn.execute(self._apply_sql(table), [json.dumps(batch), table.wl_name])
+                    # Two statements: the fence, then the writes of the keys it let
+                    # through. Each key's registry row stays locked until commit, so
+                    # another batch of the key has committed before the fence went
+                    # on, or waits until this one commits; the writes' statement
+                    # starts after the fence and sees that batch's row. (In one
+                    # statement, a DELETE would share the fence's snapshot and miss a
+                    # row committed while the fence waited: the row would stay.)
+                    fresh = {key_text(pk) for (pk,) in conn.execute(
+                        self._fence_sql(), [table.wl_name, json.dumps(batch)]).fetchall()}
+                    batch = [b for b in batch if key_text(b["pk"]) in fresh]
+                    if batch:
+                        conn.execute(self._write_sql(table), [json.dumps(batch)])
                 self.batches += 1
                 if self.batches % PRUNE_EVERY == 1:
                     conn.execute(sql.SQL("DELETE FROM {} WHERE deleted_at < now() - %s * interval '1 second'")
@@ -97,34 +108,37 @@ class PostgresSink(Sink):
         return self.connection.execute("SELECT to_regclass(%s) IS NOT NULL",
                                        [sql.Identifier(name).as_string(self.connection)]).fetchone()[0]
 
-    def _apply_sql(self, table: Table) -> sql.Composable:
-        """One statement per table and batch: advance the keys' versions, then
-        upsert or delete the keys whose version advanced."""
+    @staticmethod
+    def _fence_sql() -> sql.Composable:
+        """Advance the keys' versions where the batch's is newer (locking each key's
+        registry row, in key order); returns the keys it advanced."""
+        return sql.SQL("""
+            INSERT INTO {versions} AS v (table_name, pk, version, deleted_at)
+            SELECT %s, b.e->'pk', (b.e->>'v')::bigint, CASE WHEN jsonb_typeof(b.e->'row') = 'null' THEN now() END
+            FROM jsonb_array_elements(%s::jsonb) AS b(e) ORDER BY b.e->'pk'
+            ON CONFLICT (table_name, pk) DO UPDATE
+            SET version = EXCLUDED.version, deleted_at = EXCLUDED.deleted_at
+            WHERE v.version < EXCLUDED.version
+            RETURNING v.pk""").format(versions=sql.Identifier(VERSIONS))
+
+    def _write_sql(self, table: Table) -> sql.Composable:
+        """Upsert or delete the batch's rows (the fence let all of them through)."""
         return sql.SQL("""
             WITH batch AS MATERIALIZED (SELECT e FROM jsonb_array_elements(%s::jsonb) AS e),
-            fresh AS (
-                INSERT INTO {versions} AS v (table_name, pk, version, deleted_at)
-                SELECT %s, b.e->'pk', (b.e->>'v')::bigint,
-                       CASE WHEN jsonb_typeof(b.e->'row') = 'null' THEN now() END
-                FROM batch AS b ORDER BY b.e->'pk'
-                ON CONFLICT (table_name, pk) DO UPDATE
-                SET version = EXCLUDED.version, deleted_at = EXCLUDED.deleted_at
-                WHERE v.version < EXCLUDED.version
-                RETURNING v.pk
-            ), upserted AS (
+            upserted AS (
                 {upsert}
             ), deleted AS (
                 {delete}
             )
             SELECT (SELECT count(*) FROM upserted), (SELECT count(*) FROM deleted)""").format(
-            versions=sql.Identifier(VERSIONS), upsert=self._upsert_sql(table), delete=self._delete_sql(table))
+            upsert=self._upsert_sql(table), delete=self._delete_sql(table))
 
     def _upsert_sql(self, table: Table) -> sql.Composable:
         non_pk = [c for c in table.columns if not c.pk_position]
         update = (sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in non_pk))
             if non_pk else sql.SQL("DO NOTHING"))
-        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM batch AS b JOIN fresh AS f ON f.pk = b.e->'pk' "
+        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM batch AS b "
                        "WHERE jsonb_typeof(b.e->'row') = 'object' ON CONFLICT ({}) {} RETURNING 1").format(
             sql.Identifier(table.wl_name),
             sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns),
@@ -133,7 +147,7 @@ class PostgresSink(Sink):
             update)
 
     def _delete_sql(self, table: Table) -> sql.Composable:
-        return sql.SQL("DELETE FROM {} AS t USING batch AS b JOIN fresh AS f ON f.pk = b.e->'pk' "
+        return sql.SQL("DELETE FROM {} AS t USING batch AS b "
                        "WHERE jsonb_typeof(b.e->'row') = 'null' AND ({}) = ({}) RETURNING 1").format(
             sql.Identifier(table.wl_name),
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c.name)) for c in table.pk),
