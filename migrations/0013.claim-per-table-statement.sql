@@ -4,4 +4,5 @@
 -- are read in one statement that zips current_rows' answer with the keys'
 -- event counts by position (ROWS FROM) instead of joining them; the resume
 -- point is read off the highest (lowest) locked ctid instead of every row's.
+-- (The grouping casts each table's key columns once, not once per key.)
 -- depends: 0012.queue-v2

@@ -174,16 +174,21 @@ BEGIN
         -- tracked table, or does not give every key column, is dropped here.
         IF NOT v_any_dead THEN
             -- One sort, in the subquery: array_agg takes its rows in that order.
+            -- The key columns are cast to text[] once per table (MATERIALIZED),
+            -- not once per key.
+            WITH t AS MATERIALIZED (
+                SELECT t.table_id, t.pk_columns::text[] AS pk_columns FROM wlsync.tracked_table AS t
+            )
             SELECT array_agg(k.table_id), array_agg(k.pk), array_agg(k.events), array_agg(k.enqueued_at)
             INTO v_key_table_ids, v_key_pks, v_key_events, v_key_enqueued_at
             FROM (
-                SELECT e.table_id, e.pk, count(*)::integer AS events, min(e.enqueued_at) AS enqueued_at
-                FROM unnest(v_table_ids, v_pks, v_enqueued_at) AS e(table_id, pk, enqueued_at)
-                JOIN (SELECT t.table_id, t.pk_columns::text[] AS pk_columns FROM wlsync.tracked_table AS t) AS t
-                  ON t.table_id = e.table_id
-                GROUP BY e.table_id, e.pk, t.pk_columns
-                HAVING jsonb_strip_nulls(e.pk) ?& t.pk_columns
-                ORDER BY e.table_id
+                SELECT g.table_id, g.pk, g.events, g.enqueued_at
+                FROM (SELECT e.table_id, e.pk, count(*)::integer AS events, min(e.enqueued_at) AS enqueued_at
+                      FROM unnest(v_table_ids, v_pks, v_enqueued_at) AS e(table_id, pk, enqueued_at)
+                      GROUP BY e.table_id, e.pk) AS g
+                JOIN t ON t.table_id = g.table_id
+                WHERE jsonb_strip_nulls(g.pk) ?& t.pk_columns
+                ORDER BY g.table_id
             ) AS k;
         ELSE
             -- Keys a dead letter holds back stay out (their events are gone with this
