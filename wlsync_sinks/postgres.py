@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import psycopg
 from psycopg import sql
 
 from wlsync_db import describe, one_line
 from wlsync_sinks import (PRUNE_EVERY, REJECTING_SQLSTATE_CLASSES, VERSION_RETENTION, VERSIONS, Column, Sink,
                           Table, TargetError, check_deadline, group_by_table, key_text, redact, seconds_left)
+
+
+def dumps(value) -> str:
+    """JSON text of a batch for a jsonb parameter (orjson: several times faster than json.dumps)."""
+    return orjson.dumps(value).decode()
 
 
 class PostgresSink(Sink):
@@ -87,10 +93,10 @@ class PostgresSink(Sink):
                     # statement, a DELETE would share the fence's snapshot and miss a
                     # row committed while the fence waited: the row would stay.)
                     fresh = {key_text(pk) for (pk,) in conn.execute(
-                        self._fence_sql(), [table.wl_name, json.dumps(batch)]).fetchall()}
+                        self._fence_sql(), [table.wl_name, dumps(batch)]).fetchall()}
                     batch = [b for b in batch if key_text(b["pk"]) in fresh]
                     if batch:
-                        conn.execute(self._write_sql(table), [json.dumps(batch)])
+                        conn.execute(self._write_sql(table), [dumps(batch)])
                 self.batches += 1
                 if self.batches % PRUNE_EVERY == 1:
                     conn.execute(sql.SQL("DELETE FROM {} WHERE deleted_at < now() - %s * interval '1 second'")
