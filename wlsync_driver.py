@@ -353,7 +353,7 @@ def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int
         check_schema(conn, dsn)
         tables = tables_from_rows(conn.execute("SELECT * FROM wlsync.tracked_columns()").fetchall())
         sink.ensure_tables(tables)
-        estimate = conn.execute("SELECT sum(table_rows_estimate) FROM wlsync.metrics()").fetchone()[0]
+        estimate = conn.execute("SELECT sum(table_rows_estimate)::bigint FROM wlsync.metrics()").fetchone()[0]
         progress = Progress("verify", unit="rows", verb="compared", total=estimate)
         for (schema, name), table in tables.items():
             relation = sql.Identifier(schema, name).as_string(conn)
@@ -410,18 +410,19 @@ def backfill(dsn: str, tables: list[str], chunk: int) -> int:
     """Backfill tables (all tracked ones by default) in committed chunks, with progress."""
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
-        if not tables:
-            tables = [sql.Identifier(schema, name).as_string(conn) for schema, name in conn.execute(
-                "SELECT table_schema, table_name FROM wlsync.metrics()")]
+        # (relation for SQL, name shown): the names as given, or every tracked table
+        relations = [(table, table) for table in tables] or [
+            (sql.Identifier(schema, name).as_string(conn), f"{schema}.{name}")
+            for schema, name in conn.execute("SELECT table_schema, table_name FROM wlsync.metrics()")]
         estimate = conn.execute(
-            "SELECT sum(m.table_rows_estimate) FROM wlsync.metrics() AS m "
+            "SELECT sum(m.table_rows_estimate)::bigint FROM wlsync.metrics() AS m "
             "WHERE format('%%I.%%I', m.table_schema, m.table_name)::regclass = ANY (%s::regclass[])",
-            [tables]).fetchone()[0]
+            [[relation for relation, _ in relations]]).fetchone()[0]
         with Progress("backfill", unit="keys", verb="enqueued, backfill pass complete", total=estimate) as progress:
-            for table in tables:
-                progress.start(table)
-                while enqueued := conn.execute("SELECT wlsync.backfill(%s, %s)", [table, chunk]).fetchone()[0]:
-                    progress.advance(table, enqueued)
+            for relation, shown in relations:
+                progress.start(shown)
+                while enqueued := conn.execute("SELECT wlsync.backfill(%s, %s)", [relation, chunk]).fetchone()[0]:
+                    progress.advance(shown, enqueued)
     return 0
 
 
@@ -429,7 +430,7 @@ def queue_progress(dsn: str) -> Progress:
     """run --once: progress against the events queued now (new ones may add to them)."""
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
-        queued = conn.execute("SELECT sum(queued_events) FROM wlsync.metrics()").fetchone()[0]
+        queued = conn.execute("SELECT sum(queued_events)::bigint FROM wlsync.metrics()").fetchone()[0]
     return Progress("run --once", unit="events", verb="synced", total=queued)
 
 

@@ -115,8 +115,10 @@ class DriverMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
         self.connected_gauge = Gauge(
             "wlsync_connected", "1 while the driver's connection to this side works (mdb: MDB, the source "
-            "database; wl: WL, the target datastore), 0 while it fails and the driver retries with backoff.",
+            "database; wl: WL, the target datastore), 0 before the first connection and while it fails (the driver retries with backoff).",
             ["side"], registry=r)
+        for side in ("mdb", "wl"):
+            self.connected_gauge.labels(side).set(0)  # until the first connection works
         Info("wlsync_driver", "The running driver: wlsync version and the kind of WL sink it writes to.",
              registry=r).info({"version": driver_version(), "sink": sink_kind})
         if dsn is not None:

@@ -38,7 +38,7 @@ class Progress:
         what happened to them in the summary ("enqueued"); total may be an estimate
         (None: no ETA)."""
         self.action, self.unit, self.verb = action, unit, verb
-        self.total = total or None
+        self.total = int(total) if total else None
         self.stream = stream or sys.stdout
         self.counts: dict[str, int] = {}
         self.spans: dict[str, list[float]] = {}  # table -> [first seen, last advanced]
