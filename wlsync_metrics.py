@@ -186,7 +186,7 @@ class QueueCollector(Collector):
             self.rows = self.conn.execute(
                 "SELECT table_schema || '.' || table_name, queued_events, queued_exact, oldest_age_seconds, "
                 "retrying_keys, dead_letters FROM wlsync.metrics()").fetchall()
-        except Exception as exc:  # noqa: BLE001 - any failure: no queue figures in this scrape, and try again
+        except Exception as exc:  # any failure: no queue figures in this scrape, and a new try next time
             log.warning("metrics: cannot read the queue figures from MDB: %s", one_line(exc))
             self.rows = None
             if self.conn is not None:
@@ -215,7 +215,7 @@ class QueueCollector(Collector):
         exact = GaugeMetricFamily(
             "wlsync_queue_exact", "1 when wlsync_queue_events was counted exactly, 0 when the queue was large "
             "enough to be estimated from a sample.")
-        for table, events, is_exact, age_seconds, retrying_keys, parked in rows:
+        for table, events, _exact, age_seconds, retrying_keys, parked in rows:
             depth.add_metric([table], events)
             if age_seconds is not None:
                 age.add_metric([table], age_seconds)

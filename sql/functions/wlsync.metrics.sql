@@ -58,9 +58,9 @@ DECLARE
     v_ids integer[];
     v_counts double precision[];
     v_oldest timestamptz[];
-    v_all_ids integer[] := '{}';
-    v_all_counts double precision[] := '{}';
-    v_all_oldest timestamptz[] := '{}';
+    v_all_ids integer[] := '{}'::integer[];
+    v_all_counts double precision[] := '{}'::double precision[];
+    v_all_oldest timestamptz[] := '{}'::timestamptz[];
     v_exact boolean := true;
 BEGIN
     IF p_sample_blocks IS NULL OR p_sample_blocks < 1 THEN
