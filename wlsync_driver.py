@@ -1,7 +1,8 @@
 """wlsync driver: keeps WL's copy of MDB's tracked tables in sync.
 
     python wlsync_driver.py run    --source URL --target URL [--sink-class M:C] [--batch N] [--sweep-interval S] [--once]
-    python wlsync_driver.py status --source URL
+                                   [--metrics-port PORT [--metrics-host HOST]]
+    python wlsync_driver.py status --source URL [--json]
     python wlsync_driver.py verify --source URL --target URL [--sink-class M:C] [--repair]
     python wlsync_driver.py backfill --source URL [--table T ...] [--chunk N]
     python wlsync_driver.py migrate --source URL
@@ -26,6 +27,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import orjson
 import psycopg
@@ -34,6 +36,8 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb, set_json_loads
 
 from wlsync_db import UserError, connect, describe, one_line, source_dsn
+from wlsync_metrics import DriverMetrics, summarize
+from wlsync_progress import Progress, echo
 from wlsync_sinks import Sink, SinkError, TargetError, open_sink, same_value, tables_from_rows
 
 log = logging.getLogger("wlsync")
@@ -75,8 +79,9 @@ class Claimed:
 
 class Driver:
     def __init__(self, dsn: str, sink: Sink, batch: int, sweep_interval: float, once: bool,
-                 claim_timeout: float, max_attempts: int):
+                 claim_timeout: float, max_attempts: int, metrics: DriverMetrics | None = None):
         self.dsn, self.sink, self.batch = dsn, sink, batch
+        self.metrics = metrics or DriverMetrics()
         self.sweep_interval, self.once, self.claim_timeout = sweep_interval, once, claim_timeout
         self.max_attempts = max_attempts
         self.stopping = False
@@ -117,6 +122,7 @@ class Driver:
         self.claims.execute("SELECT wlsync.raise_claim_version(%s)", [self.sink.max_version()])
         self.listener = connect(self.dsn, autocommit=True, application_name="wlsync_driver_listen")
         self.listener.execute(f"LISTEN {CHANNEL}")
+        self.metrics.connected()
 
     def claim_connection(self) -> psycopg.Connection:
         conn = connect(self.dsn, autocommit=True, row_factory=dict_row, application_name="wlsync_driver")
@@ -151,8 +157,10 @@ class Driver:
                 return 0
             except (psycopg.OperationalError, UserError) as exc:
                 problem = f"MDB unavailable ({exc if isinstance(exc, UserError) else one_line(exc)})"
+                self.metrics.failed("mdb")
             except SinkError as exc:  # sinks raise nothing else: a WL failure never reads as MDB's
                 problem = f"WL failed ({exc})"
+                self.metrics.failed("wl")
             self.close()
             if self.stopping:
                 return 0
@@ -270,6 +278,7 @@ class Driver:
     def sync_batch(self, batch: Claimed) -> int:
         """Write a claimed batch to WL, commit WL, then commit the claim in MDB."""
         conn, rows = batch.conn, batch.rows
+        self.metrics.claimed()
         try:
             self.ensure_tables(conn, rows)
             self.test_pause("before_wl_write")
@@ -288,15 +297,12 @@ class Driver:
         self.backoff.reset()
         held_back = {id(row) for row, _ in rejected}
         rows = [r for r in rows if id(r) not in held_back]
-        events = sum(r["events"] for r in rows)
+        summary = summarize(rows)
+        events, lag, tables = summary.events, summary.lag, summary.keys_by_table()
         self.synced_events += events
+        self.metrics.batch_synced(summary, time.monotonic() - batch.started, rejected=bool(held_back))
         if not rows:
             return len(held_back)  # all rejected: keep draining, they wait for their retry
-        lag = (datetime.now(timezone.utc) - min(r["enqueued_at"] for r in rows)).total_seconds()
-        tables: dict[str, int] = {}
-        for r in rows:
-            name = f"{r['table_schema']}.{r['table_name']}"
-            tables[name] = tables.get(name, 0) + 1
         log.info("synced %d events (%d keys) in %.1f ms, lag %.3f s: %s", events, len(rows),
                  (time.monotonic() - batch.started) * 1000, lag,
                  ", ".join(f"{t}={n}" for t, n in sorted(tables.items())),
@@ -326,6 +332,7 @@ class Driver:
                                      self.max_attempts]).fetchone()["state"]
         level = logging.ERROR if state == "parked" else logging.WARNING
         name = f"{row['table_schema']}.{row['table_name']}"
+        self.metrics.key_rejected(name, state)
         log.log(level, "WL rejected %s %s (attempt %d): %s; %s", name, json.dumps(row["pk"]),
                 row["attempts"] + 1, error,
                 "parked as a dead letter" if state == "parked" else "will retry with backoff",
@@ -370,16 +377,24 @@ def check_schema(conn: psycopg.Connection, dsn: str) -> None:
 
 # -- status and verify ------------------------------------------------------------------
 
-def status(dsn: str) -> int:
+def status(dsn: str, as_json: bool = False) -> int:
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
         rows = conn.execute("SELECT table_schema, table_name, pending_events, oldest_age, retrying_keys, "
-                            "dead_letters FROM wlsync.queue_status()").fetchall()
+                            "dead_letters, oldest_enqueued_at FROM wlsync.queue_status()").fetchall()
+    if as_json:
+        print(json.dumps({"tables": [
+            {"table": f"{schema}.{table}", "schema": schema, "name": table, "pending_events": pending,
+             "oldest_enqueued_at": oldest.isoformat() if oldest else None,
+             "oldest_age_seconds": age.total_seconds() if age is not None else None,
+             "retrying_keys": retrying, "dead_letters": dead}
+            for schema, table, pending, age, retrying, dead, oldest in rows]}, indent=2))
+        return 0
     if not rows:
         print("no tracked tables: SELECT wlsync.track('<table>') to start")
         return 0
     print(f"{'table':40} {'pending':>10} {'oldest age':>12} {'retrying':>9} {'dead letters':>13}")
-    for schema, table, pending, age, retrying, dead in rows:
+    for schema, table, pending, age, retrying, dead, _oldest in rows:
         age_text = f"{age.total_seconds():.1f} s" if age is not None else "-"
         print(f"{schema + '.' + table:40} {pending:>10} {age_text:>12} {retrying:>9} {dead:>13}")
     if any(row[5] for row in rows):
@@ -399,8 +414,11 @@ def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int
         check_schema(conn, dsn)
         tables = tables_from_rows(conn.execute("SELECT * FROM wlsync.tracked_columns()").fetchall())
         sink.ensure_tables(tables)
+        estimate = conn.execute("SELECT sum(table_rows_estimate)::bigint FROM wlsync.metrics()").fetchone()[0]
+        progress = Progress("verify", unit="rows", verb="compared", total=estimate)
         for (schema, name), table in tables.items():
             relation = sql.Identifier(schema, name).as_string(conn)
+            progress.start(f"{schema}.{name}")
             # MDB -> WL: missing and different rows, a key-ordered page at a time.
             after = None
             while True:
@@ -422,6 +440,7 @@ def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int
                 differences += len(wrong)
                 repaired += enqueue(conn, relation, wrong) if repair else 0
                 after = page[-1][0]
+                progress.advance(f"{schema}.{name}", len(page))
             # WL -> MDB: rows WL has that MDB does not.
             for keys in sink.keys(table, chunk):
                 mdb_rows = conn.execute("SELECT pk, row_data FROM wlsync.current_rows(%s, %s)",
@@ -429,6 +448,7 @@ def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int
                 wrong = [report(schema, name, "extra in WL", pk) for pk, row_data in mdb_rows if row_data is None]
                 differences += len(wrong)
                 repaired += enqueue(conn, relation, wrong) if repair else 0
+        progress.close()
     print(f"verify: {differences} difference(s)" if differences else "verify: WL == MDB")
     if repair and differences:
         print(f"verify: {repaired} key(s) re-enqueued; the next drain rewrites them in WL")
@@ -437,7 +457,7 @@ def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int
 
 def report(schema: str, table: str, kind: str, pk: dict, columns: list[str] | None = None) -> dict:
     detail = f" (columns: {', '.join(columns)})" if columns else ""
-    print(f"{schema}.{table} {json.dumps(pk, sort_keys=True)}: {kind}{detail}")
+    echo(f"{schema}.{table} {json.dumps(pk, sort_keys=True)}: {kind}{detail}")
     return pk
 
 
@@ -451,18 +471,37 @@ def backfill(dsn: str, tables: list[str], chunk: int) -> int:
     """Backfill tables (all tracked ones by default) in committed chunks, with progress."""
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
-        if not tables:
-            tables = [sql.Identifier(schema, name).as_string(conn) for schema, name in conn.execute(
-                "SELECT table_schema, table_name FROM wlsync.queue_status()")]
-        for table in tables:
-            total = 0
-            started = time.monotonic()
-            while enqueued := conn.execute("SELECT wlsync.backfill(%s, %s)", [table, chunk]).fetchone()[0]:
-                total += enqueued
-                print(f"\r{table}: {total} keys enqueued ({total / (time.monotonic() - started):,.0f}/s)",
-                      end="", flush=True)
-            print(f"\r{table}: {total} keys enqueued, backfill pass complete")
+        # (relation for SQL, name shown): the names as given, or every tracked table
+        relations = [(table, table) for table in tables] or [
+            (sql.Identifier(schema, name).as_string(conn), f"{schema}.{name}")
+            for schema, name in conn.execute("SELECT table_schema, table_name FROM wlsync.metrics()")]
+        estimate = conn.execute(
+            "SELECT sum(m.table_rows_estimate)::bigint FROM wlsync.metrics() AS m "
+            "WHERE format('%%I.%%I', m.table_schema, m.table_name)::regclass = ANY (%s::regclass[])",
+            [[relation for relation, _ in relations]]).fetchone()[0]
+        with Progress("backfill", unit="keys", verb="enqueued, backfill pass complete", total=estimate) as progress:
+            for relation, shown in relations:
+                progress.start(shown)
+                while enqueued := conn.execute("SELECT wlsync.backfill(%s, %s)", [relation, chunk]).fetchone()[0]:
+                    progress.advance(shown, enqueued)
     return 0
+
+
+def queue_progress(dsn: str) -> Progress:
+    """run --once: progress against the events queued now (new ones may add to them)."""
+    with connect(dsn, autocommit=True) as conn:
+        check_schema(conn, dsn)
+        queued = conn.execute("SELECT sum(queued_events)::bigint FROM wlsync.metrics()").fetchone()[0]
+    return Progress("run --once", unit="events", verb="synced", total=queued)
+
+
+def serve_metrics(metrics: DriverMetrics, host: str, port: int) -> None:
+    try:
+        metrics.serve(host, port)
+    except OSError as exc:
+        raise UserError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; "
+                        "choose another --metrics-port (or --metrics-host)") from None
+    log.info("serving Prometheus metrics at http://%s:%d/metrics", host, port)
 
 
 # -- command line -----------------------------------------------------------------------
@@ -499,6 +538,12 @@ def positive_float(text: str) -> float:
     return value
 
 
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a TCP port number (1-65535), got {text!r}")
+    return int(text)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="wlsync", description="Keep WL's copy of MDB's tracked tables in sync.")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -521,9 +566,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--max-attempts", type=positive_int, default=10,
                      help="times WL may reject a key before it is parked as a dead letter (default %(default)s)")
     run.add_argument("--once", action="store_true", help="drain until the queue is empty, then exit")
+    run.add_argument("--metrics-port", type=port_number, metavar="PORT",
+                     help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                     help="address the metrics server listens on (default %(default)s; 0.0.0.0 for every interface)")
 
     stat = commands.add_parser("status", help="pending events per tracked table")
     stat.add_argument("--source", help=source_help)
+    stat.add_argument("--json", action="store_true", help="print one JSON document, for scripts")
 
     ver = commands.add_parser("verify", help="compare MDB and WL; exit 1 when they differ")
     ver.add_argument("--source", help=source_help)
@@ -556,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
             import wlsync_migrate
             return wlsync_migrate.main(["migrate", "--source", dsn] if dsn else ["migrate"])
         if args.command == "status":
-            return status(dsn)
+            return status(dsn, args.json)
         if args.command == "backfill":
             return backfill(dsn, args.table, args.chunk)
         sink = open_sink(args.target, args.sink_class)
@@ -564,12 +614,20 @@ def main(argv: list[str] | None = None) -> int:
             code = verify(dsn, sink, args.repair)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
             return code
+        metrics = DriverMetrics(args.sink_class or urlsplit(args.target).scheme,
+                                dsn if args.metrics_port else None)
+        if args.metrics_port:
+            serve_metrics(metrics, args.metrics_host, args.metrics_port)
+        if args.once:
+            metrics.progress = queue_progress(dsn)
         driver = Driver(dsn, sink, args.batch, args.sweep_interval, args.once, args.claim_timeout,
-                        args.max_attempts)
+                        args.max_attempts, metrics)
         try:
             code = driver.run()
         finally:
             driver.close()
+            if metrics.progress is not None:
+                metrics.progress.close()
         log.info("stopped after syncing %d events, peak RSS %.1f MB", driver.synced_events, peak_rss_mb(),
                  extra={"fields": {"events": driver.synced_events, "peak_rss_mb": peak_rss_mb()}})
         return code

@@ -59,6 +59,7 @@ DRIVER_FUNCTIONS = [
     "wlsync.claim_sync_events(integer)", "wlsync.maintain_queue(bigint)", "wlsync.raise_claim_version(bigint)",
     "wlsync.current_rows(regclass, jsonb[])",
     "wlsync.read_rows(regclass, jsonb, integer)", "wlsync.tracked_columns()", "wlsync.queue_status()",
+    "wlsync.metrics(integer)",
     "wlsync.arm_wakeup(interval)", "wlsync.disarm_wakeup()", "wlsync.enqueue_keys(regclass, jsonb[])",
     "wlsync.record_failure(regclass, jsonb, text, integer, integer)",
     "wlsync.retry_dead_letters(regclass, jsonb)", "wlsync.discard_dead_letters(regclass, jsonb)",
@@ -67,6 +68,9 @@ ROLE_FUNCTIONS = {
     "wlsync_driver": DRIVER_FUNCTIONS,
     "wlsync_admin": DRIVER_FUNCTIONS + [
         "wlsync.track(regclass)", "wlsync.untrack(regclass)", "wlsync.backfill(regclass, bigint)"],
+    # PostgreSQL's monitoring role (postgres_exporter's usual login): figures
+    # only, no key values.
+    "pg_monitor": ["wlsync.metrics(integer)"],
 }
 
 

@@ -7,7 +7,8 @@ queue to drain, runs verify and prints a summary. Exits 1 if WL differs.
 
 Environment: WLSYNC_DEMO_SOURCE (default postgresql://postgres@127.0.0.1:5432/wlsync_demo);
 the database is dropped and created again. WLSYNC_DEMO_WL: the SQLite file (default
-./demo_wl.db; the driver's log goes beside it).
+./demo_wl.db; the driver's log goes beside it). WLSYNC_DEMO_METRICS_PORT: when set,
+the driver serves Prometheus metrics on that port and the demo prints them once drained.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -31,6 +33,7 @@ SOURCE = os.environ.get("WLSYNC_DEMO_SOURCE", "postgresql://postgres@127.0.0.1:5
 WL_FILE = Path(os.environ.get("WLSYNC_DEMO_WL", ROOT / "demo_wl.db"))
 TARGET = f"sqlite:///{WL_FILE}"
 BURST_TRANSACTIONS = 3000
+METRICS_PORT = os.environ.get("WLSYNC_DEMO_METRICS_PORT")
 
 SCHEMA = """
 CREATE TABLE movies (id int PRIMARY KEY, title text NOT NULL, year int, rating numeric(3,1),
@@ -45,6 +48,16 @@ INSERT INTO people SELECT g, 'Person ' || g, date '1940-01-01' + g * 7 FROM gene
 INSERT INTO movie_people SELECT m, 1 + (m * 7 + k) % 1000, CASE k WHEN 0 THEN 'director' ELSE 'actor' END
                           FROM generate_series(1, 2000) m, generate_series(0, 2) k;
 """
+
+
+def show_metrics() -> None:
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    step(f"the driver's metrics: curl -s {url} (histogram buckets left out)")
+    time.sleep(5)  # the queue figures are read at most every 5 s
+    with urllib.request.urlopen(url, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("wlsync_") and "_bucket{" not in line:
+                print("    " + line)
 
 
 def step(text: str) -> None:
@@ -110,8 +123,9 @@ def main() -> int:
         log_path = WL_FILE.with_name("demo_driver.log")
         step(f"starting the driver: wlsync_driver.py run --target {TARGET} (log: {log_path.name})")
         log_file = open(log_path, "w")
+        metrics = ["--metrics-port", METRICS_PORT] if METRICS_PORT else []
         driver = subprocess.Popen([sys.executable, str(ROOT / "wlsync_driver.py"), "--log-json", "run",
-                                   "--source", SOURCE, "--target", TARGET],
+                                   "--source", SOURCE, "--target", TARGET, *metrics],
                                   stdout=log_file, stderr=subprocess.STDOUT)
         try:
             step(f"a burst of {BURST_TRANSACTIONS} transactions of inserts, updates and deletes (some rolled back)")
@@ -134,6 +148,8 @@ def main() -> int:
                 time.sleep(0.2)
             drained_at = time.monotonic()
             print()
+            if METRICS_PORT:
+                show_metrics()
         finally:
             driver.send_signal(signal.SIGTERM)
             driver.wait(30)

@@ -1,0 +1,5 @@
+-- Records the new function wlsync.metrics(integer): the queue's figures per
+-- tracked table for dashboards and postgres_exporter, exact on a small queue
+-- and sampled on a large one (its header says how). Installed and granted by
+-- the post-apply step (wlsync_driver, wlsync_admin and pg_monitor may call it).
+-- depends: 0012.queue-v2
