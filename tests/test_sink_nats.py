@@ -211,3 +211,34 @@ def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_p
         assert driver.stop() == 0
         server.terminate()
         server.wait(10)
+
+
+def test_listing_keys_while_other_keys_are_rewritten_lists_every_key_that_stayed(nats_wl):
+    """A KV watcher ends its initial values at the first message whose pending count
+    reads 0, which concurrent writes can make it read early (nats-server#4824): keys()
+    must not depend on that count, or verify misses keys WL holds."""
+    url, sink = nats_wl
+    far = time.monotonic() + 60
+    stable = {str(key) for key in range(1, 1501)}
+    sink.apply([r for key in sorted(stable, key=int) for r in batch(1, int(key), "still")], far)
+    stop = threading.Event()
+
+    def rewrite():
+        writer = open_sink(url)
+        writer.ensure_tables({("public", "movies"): MOVIES})
+        version = 2
+        while not stop.is_set():   # rewrites move hot keys behind the listing's walk
+            writer.apply([r for key in range(5001, 5021) for r in batch(version, key, f"v{version}")], far)
+            version += 1
+            time.sleep(0.001)
+        writer.close()
+
+    rewriting = threading.Thread(target=rewrite)
+    rewriting.start()
+    try:
+        listings = [{pk["id"] for chunk in sink.keys(MOVIES, 500) for pk in chunk} for _ in range(6)]
+    finally:
+        stop.set()
+        rewriting.join()
+    assert [len(stable - listed) for listed in listings] == [0] * 6
+    assert all(listed <= stable | {str(key) for key in range(5001, 5021)} for listed in listings)

@@ -58,6 +58,7 @@ import concurrent.futures
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ from wlsync_sinks import Sink, SinkError, Table, TargetError, check_deadline, gr
 try:
     import nats
     import nats.errors
+    import nats.js.api
     import nats.js.errors
 except ImportError:  # the nats extra is optional
     nats = None
@@ -77,6 +79,7 @@ MAX_KEY_BYTES = 3000         # the subject must fit the server's protocol line (
 CONNECT_TIMEOUT = 5.0        # seconds to open a connection
 REQUEST_TIMEOUT = 10.0       # seconds for one round of pipelined requests
 CAS_ROUNDS = 10              # compare-and-set retries of one key before the batch is retried
+KEYS_CONSUMER_IDLE = 60.0    # seconds before the server drops a key listing's consumer left behind
 KNOWN_KEYS_LIMIT = 200_000   # remembered (revision, version) pairs per bucket before the memory is reset
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed compare-and-set
 JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder: json.dumps builds one per call
@@ -404,28 +407,58 @@ class NatsSink(Sink):
         return [None if row is None else {c.name: row.get(c.name) for c in table.columns} for _, _, row in found]
 
     def keys(self, table, chunk):
+        # Not kv.keys() or a watcher: those end the listing at the first message whose
+        # num_pending reads 0, and under concurrent writes the server's count can read
+        # 0 early (nats-server#4824, nats.py#995), cutting the list short of keys that
+        # never changed. The end here is the stream's last sequence, read before the
+        # walk: a key live then and left alone until the walk ends sits at or below it,
+        # and the consumer delivers in sequence order. (A key rewritten during the walk
+        # moves past that end and may be missed, as in any listing of a live store.)
+        # A pull consumer hands over one chunk per request, so memory stays bounded.
         async def start(conn):
-            kv = await self._bucket(conn, bucket_name(self.wl, table), create=False)
-            return None if kv is None else await kv.watchall(meta_only=True, ignore_deletes=True)
+            bucket = bucket_name(self.wl, table)
+            if await self._bucket(conn, bucket, create=False) is None:
+                return None   # a table this WL never had
+            stream = f"KV_{bucket}"
+            state = (await conn.js.stream_info(stream)).state
+            if not state.messages:
+                return None
+            consumer = f"wlsync-keys-{secrets.token_hex(8)}"
+            await conn.js.add_consumer(stream, config=nats.js.api.ConsumerConfig(
+                name=consumer, filter_subject=prefix + ">", headers_only=True,
+                deliver_policy=nats.js.api.DeliverPolicy.LAST_PER_SUBJECT, ack_policy=nats.js.api.AckPolicy.NONE,
+                inactive_threshold=KEYS_CONSUMER_IDLE, mem_storage=True))
+            return stream, consumer, await conn.js.pull_subscribe_bind(consumer, stream=stream), state.last_seq
 
-        async def next_chunk(watcher):
+        prefix = f"$KV.{bucket_name(self.wl, table)}."
+
+        async def next_chunk(subscription, last):
+            """The next keys (tombstones left out), and whether the walk reached its end."""
             keys = []
-            while len(keys) < chunk:
-                entry = await watcher.updates(timeout=REQUEST_TIMEOUT)
-                if entry is None:   # the end of the keys that existed when the watch began
-                    break
-                keys.append(entry.key)
-            return keys
+            for msg in await subscription.fetch(chunk, timeout=REQUEST_TIMEOUT):
+                sequence = msg.metadata.sequence.stream
+                if sequence <= last and (msg.headers or {}).get("KV-Operation") not in ("DEL", "PURGE"):
+                    keys.append(msg.subject[len(prefix):])
+                if sequence >= last:
+                    return keys, True
+            return keys, False
+
+        async def stop(stream, consumer, subscription):
+            await subscription.unsubscribe()
+            await conn.js.delete_consumer(stream, consumer)
 
         with self.guard("listing keys"):
-            watcher = self._run(start(self.live))
-            if watcher is None:   # a table this WL never had
+            conn = self.live
+            walk = self._run(start(conn))
+            if walk is None:
                 return
+            stream, consumer, subscription, last = walk
             try:
-                while keys := self._run(next_chunk(watcher)):
-                    yield [decode_key(table, key) for key in keys]
-                    if len(keys) < chunk:
-                        break
+                done = False
+                while not done:
+                    keys, done = self._run(next_chunk(subscription, last))
+                    if keys:
+                        yield [decode_key(table, key) for key in keys]
             finally:
-                if self._connection is not None and not self._connection.nc.is_closed:
-                    self._run(watcher.stop())
+                if self._connection is conn and not conn.nc.is_closed:
+                    self._run(stop(stream, consumer, subscription))
