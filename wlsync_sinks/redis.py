@@ -227,16 +227,16 @@ class RedisSink(Sink):
         return [{c.name: fields.get(c.name) for c in table.columns} if fields else None for fields in found]
 
     def keys(self, table, chunk):
-        seen: set[str] = set()  # SSCAN may return a member twice
-        batch: list[dict] = []
+        # SSCAN walks the set a cursor step at a time, so memory stays bounded by the
+        # chunk; it returns a member twice only when the set is resized during the
+        # walk, and verify copes with that (remembering every member to drop repeats
+        # would hold the whole table's keys in memory).
+        batch: dict[str, dict] = {}
         with self.guard("listing keys"):
             for member in self.connection.sscan_iter(table_base(self.prefix, table) + "keys", count=chunk):
-                if member in seen:
-                    continue
-                seen.add(member)
-                batch.append(json.loads(member))
+                batch[member] = json.loads(member)
                 if len(batch) == chunk:
-                    yield batch
-                    batch = []
+                    yield list(batch.values())
+                    batch = {}
         if batch:
-            yield batch
+            yield list(batch.values())
