@@ -41,8 +41,12 @@ twice. Readers can see a batch half applied, never a key go back. Hence
 
 Limits: a value must fit in the server's max_payload (1 MB by default, up to
 64 MB in the server's configuration) and a key in 3,000 bytes once encoded;
-rows beyond are rejected (dead letters). Tombstones are kept (watchers learn
-deletes from them) until the bucket's keys are purged by an operator.
+rows beyond are rejected (dead letters).
+
+Tombstones: watchers learn deletes from them, and they carry the deleted key's
+version for fencing, so they stay TOMBSTONE_RETENTION (a day); then the sink
+purges them (``_prune``), a bounded step every PRUNE_EVERY batches, and the
+bucket holds about as many entries as keys live or deleted within a day.
 
 The client, nats-py, is asyncio-only: the sink runs one event loop in a
 background thread and sends each batch's operations pipelined (every request
