@@ -398,14 +398,16 @@ def backfill(dsn: str, tables: list[str], chunk: int) -> int:
         if not tables:
             tables = [sql.Identifier(schema, name).as_string(conn) for schema, name in conn.execute(
                 "SELECT table_schema, table_name FROM wlsync.queue_status()")]
+        # On a terminal, progress rewrites one line; in a log, one line per chunk.
+        again = "\r" if sys.stdout.isatty() else ""
         for table in tables:
             total = 0
             started = time.monotonic()
             while enqueued := conn.execute("SELECT wlsync.backfill(%s, %s)", [table, chunk]).fetchone()[0]:
                 total += enqueued
-                print(f"\r{table}: {total} keys enqueued ({total / (time.monotonic() - started):,.0f}/s)",
-                      end="", flush=True)
-            print(f"\r{table}: {total} keys enqueued, backfill pass complete")
+                print(f"{again}{table}: {total} keys enqueued ({total / (time.monotonic() - started):,.0f}/s)",
+                      end="" if again else "\n", flush=True)
+            print(f"{again}{table}: {total} keys enqueued, backfill pass complete")
     return 0
 
 

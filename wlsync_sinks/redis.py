@@ -38,10 +38,11 @@ a batch applied again changes nothing), and the log says that WL failed.
 from __future__ import annotations
 
 import json
+import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from wlsync_sinks import PRUNE_EVERY, VERSION_RETENTION, Sink, Table, TargetError, check_deadline, key_text
+from wlsync_sinks import PRUNE_EVERY, VERSION_RETENTION, Sink, Table, TargetError, check_deadline, key_text, redact
 
 try:
     import redis
@@ -160,11 +161,19 @@ class RedisSink(Sink):
         query = parse_qsl(parts.query)
         self.prefix = dict(query).get("prefix", DEFAULT_PREFIX)
         self.plain_url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
+        if not re.fullmatch(r"/?[0-9]*", parts.path):   # redis-py would quietly use db 0
+            raise TargetError(f"invalid Redis target {redact(url)!r}: the database is a number, "
+                              "e.g. redis://127.0.0.1:6379/0")
         try:
-            # Parses the URL (host, port, db, options) without connecting.
-            redis.connection.ConnectionPool.from_url(self.plain_url).disconnect()
+            # Parses the URL (host, port, db, options) and builds a connection, without connecting.
+            pool = redis.connection.ConnectionPool.from_url(self.plain_url)
+            pool.make_connection()
+            pool.disconnect()
         except ValueError as exc:
-            raise TargetError(f"invalid Redis target {self.name!r}: {exc}") from None
+            raise TargetError(f"invalid Redis target {redact(url)!r}: {exc}") from None
+        except TypeError as exc:   # an option the client does not know
+            raise TargetError(f"invalid Redis target {redact(url)!r}: {exc}; wlsync's own option is "
+                              "?prefix=P") from None
         self.tables: dict[tuple[str, str], Table] = {}
         self.batches = 0
 
