@@ -108,7 +108,7 @@ def main() -> int:
 
         WL_FILE.unlink(missing_ok=True)
         log_path = WL_FILE.with_name("demo_driver.log")
-        step(f"starting the driver: wlsync_driver.py run --target {TARGET} (log: {log_path.name})")
+        step(f"starting the driver: wlsync_driver.py run --target {TARGET} (log: {log_path})")
         log_file = open(log_path, "w")
         driver = subprocess.Popen([sys.executable, str(ROOT / "wlsync_driver.py"), "--log-json", "run",
                                    "--source", SOURCE, "--target", TARGET],
