@@ -261,8 +261,10 @@ def test_tombstones_older_than_the_retention_are_pruned_and_newer_entries_stay(n
         entries = {e.key: (e.operation, json.loads(e.value)["version"])
                    for e in asyncio.run(bucket_entries(url, f"{name}_movies"))}
         assert entries == {"2": (None, 3), "3": (None, 1), "4": ("DEL", 4), "5": (None, 5)}
-        # The step stopped at the fresh tombstone (revision 7): the next one starts there.
+        # The step stopped at the fresh tombstone (revision 7): the next one, of any driver, starts there.
         assert pruner.pruned[f"{name}_movies"] == 7 and not pruner.unpruned
+        (mark,) = [e for e in asyncio.run(bucket_entries(url, f"{name}-wlsync")) if e.key.startswith("pruned.")]
+        assert (mark.key, json.loads(mark.value)) == (f"pruned.{name}_movies", {"sequence": 7})
         # A stale batch within the retention still cannot bring back a deleted key.
         pruner.apply(batch(3, 4, "stale"), far)
         assert wl_titles(url) == {2: "again", 3: "kept", 5: "new"}

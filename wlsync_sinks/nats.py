@@ -8,7 +8,8 @@ creates, so several WLs can share one server:
   a digit or ``_`` is written ``-`` plus the two hex digits of each of its UTF-8
   bytes (``app.cast`` -> ``NAME_app-2Ecast``);
 - the bucket ``NAME-wlsync`` holds ``max_version``, the highest batch version
-  applied (a bucket of no table: table buckets always have a ``_`` after NAME).
+  applied, and ``pruned.<bucket>``, where the pruning of a bucket's tombstones
+  goes on (a bucket of no table: table buckets always have a ``_`` after NAME).
 
 Keys: a row's key is its primary key values in key column order, joined by
 ``.`` (so ``kv.watch("7.>")`` watches every row whose first key column is 7).
@@ -397,8 +398,10 @@ class NatsSink(Sink):
         entry. The stream's last entry is never purged: walks end on it."""
         mark = f"pruned.{bucket}"
         if bucket not in self.pruned:
-            ((_, position, _),) = await self._latest(conn, self.meta, [mark])
-            self.pruned[bucket] = position
+            (msg,) = await self._requests(conn, [(f"$JS.API.DIRECT.GET.KV_{self.meta}",
+                                                  json.dumps({"last_by_subj": f"$KV.{self.meta}.{mark}"}).encode(),
+                                                  None)])
+            self.pruned[bucket] = 0 if (msg.headers or {}).get("Status") else json.loads(msg.data)["sequence"]
         walk = await self._walk(conn, bucket, max(self.pruned[bucket], 1))
         if walk is None:
             self.unpruned.discard(bucket)
@@ -428,7 +431,7 @@ class NatsSink(Sink):
         (self.unpruned.discard if finished else self.unpruned.add)(bucket)
         if position > self.pruned[bucket]:
             self.pruned[bucket] = position
-            await self._requests(conn, [(f"$KV.{self.meta}.{mark}", json.dumps({"version": position}).encode(),
+            await self._requests(conn, [(f"$KV.{self.meta}.{mark}", json.dumps({"sequence": position}).encode(),
                                          None)])
 
     # -- the Sink interface ---------------------------------------------------------------
