@@ -63,10 +63,10 @@ class Observer:
         sink = open_sink(self.target)
         try:
             while not self.stop.is_set():
-                rows = {("i", pk["id"]): int(row["version"])
-                        for pk, row in zip(items, sink.rows_by_key(SOAK_ITEMS, items)) if row is not None}
-                rows.update({("p", pk["a"], pk["b"]): int(row["version"])
-                             for pk, row in zip(pairs, sink.rows_by_key(SOAK_PAIRS, pairs)) if row is not None})
+                found = zip(items, sink.rows_by_key(SOAK_ITEMS, items), strict=True)
+                rows = {("i", pk["id"]): int(row["version"]) for pk, row in found if row is not None}
+                found = zip(pairs, sink.rows_by_key(SOAK_PAIRS, pairs), strict=True)
+                rows.update({("p", pk["a"], pk["b"]): int(row["version"]) for pk, row in found if row is not None})
                 self.check(rows)
                 self.polls += 1
                 time.sleep(0.01)
