@@ -38,7 +38,7 @@ from psycopg.types.json import Jsonb, set_json_loads
 from wlsync_db import UserError, connect, describe, one_line, source_dsn
 from wlsync_metrics import DriverMetrics, summarize
 from wlsync_progress import Progress, echo
-from wlsync_sinks import Sink, SinkError, TargetError, open_sink, same_value, tables_from_rows
+from wlsync_sinks import Sink, SinkError, TargetError, key_text, open_sink, same_value, tables_from_rows
 
 log = logging.getLogger("wlsync")
 
@@ -441,11 +441,16 @@ def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int
                 repaired += enqueue(conn, relation, wrong) if repair else 0
                 after = page[-1][0]
                 progress.advance(f"{schema}.{name}", len(page))
-            # WL -> MDB: rows WL has that MDB does not.
+            # WL -> MDB: rows WL has that MDB does not (a listing may repeat a key).
+            extra: set[str] = set()
             for keys in sink.keys(table, chunk):
                 mdb_rows = conn.execute("SELECT pk, row_data FROM wlsync.current_rows(%s, %s)",
                                         [relation, [Jsonb(k) for k in keys]]).fetchall()
-                wrong = [report(schema, name, "extra in WL", pk) for pk, row_data in mdb_rows if row_data is None]
+                wrong = []
+                for pk, row_data in mdb_rows:
+                    if row_data is None and key_text(pk) not in extra:
+                        extra.add(key_text(pk))
+                        wrong.append(report(schema, name, "extra in WL", pk))
                 differences += len(wrong)
                 repaired += enqueue(conn, relation, wrong) if repair else 0
         progress.close()

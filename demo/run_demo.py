@@ -121,7 +121,7 @@ def main() -> int:
 
         WL_FILE.unlink(missing_ok=True)
         log_path = WL_FILE.with_name("demo_driver.log")
-        step(f"starting the driver: wlsync_driver.py run --target {TARGET} (log: {log_path.name})")
+        step(f"starting the driver: wlsync_driver.py run --target {TARGET} (log: {log_path})")
         log_file = open(log_path, "w")
         metrics = ["--metrics-port", METRICS_PORT] if METRICS_PORT else []
         driver = subprocess.Popen([sys.executable, str(ROOT / "wlsync_driver.py"), "--log-json", "run",

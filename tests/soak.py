@@ -15,6 +15,7 @@ import psycopg
 
 from tests.driver_helpers import DriverProcess, run_cli, wait_until, wl_rows, wl_table
 from tests.soak_writer import ITEM_KEYS, PAIR_AS, PAIR_BS
+from wlsync_sinks import open_sink
 
 SCHEMA = """
 CREATE TABLE soak_items (id int PRIMARY KEY, version bigint NOT NULL, payload text);
@@ -52,12 +53,25 @@ class Observer:
             self.deleted.add(key)
 
     def run(self) -> None:
-        while not self.stop.is_set():
-            rows = {("i", *key): int(row["version"]) for key, row in wl_rows(self.target, SOAK_ITEMS).items()}
-            rows.update({("p", *key): int(row["version"]) for key, row in wl_rows(self.target, SOAK_PAIRS).items()})
-            self.check(rows)
-            self.polls += 1
-            time.sleep(0.01)
+        # Every key the writers can touch is read by key, each poll: one atomic read per
+        # key is what the never-backwards rule needs. Listing keys would not do: it is
+        # no snapshot in every store (NATS lists a bucket by walking its stream while
+        # drivers rewrite keys, and a key rewritten meanwhile moves behind the walk), so
+        # a key missing from a listing is no proof that WL deleted it.
+        items = [{"id": str(i)} for i in range(1, ITEM_KEYS + 1)]
+        pairs = [{"a": str(a), "b": b} for a in range(1, PAIR_AS + 1) for b in PAIR_BS]
+        sink = open_sink(self.target)
+        try:
+            while not self.stop.is_set():
+                found = zip(items, sink.rows_by_key(SOAK_ITEMS, items), strict=True)
+                rows = {("i", pk["id"]): int(row["version"]) for pk, row in found if row is not None}
+                found = zip(pairs, sink.rows_by_key(SOAK_PAIRS, pairs), strict=True)
+                rows.update({("p", pk["a"], pk["b"]): int(row["version"]) for pk, row in found if row is not None})
+                self.check(rows)
+                self.polls += 1
+                time.sleep(0.01)
+        finally:
+            sink.close()
 
 
 def run_soak(mdb: psycopg.Connection, dsn: str, target: str, workdir: Path, seconds: float,

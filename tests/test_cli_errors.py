@@ -71,3 +71,12 @@ def test_malformed_option_is_refused_by_the_parser(mdb_dsn, option, value):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"argument {option}: expected a positive" in result.stderr
+
+
+@pytest.mark.parametrize("target, fragments", [
+    ("redis://127.0.0.1:6379/abc", ["invalid Redis target", "the database is a number"]),
+    ("redis://127.0.0.1:6379/9?prefx=a", ["invalid Redis target", "'prefx'", "?prefix=P"]),
+    ("nats://127.0.0.1:4222", ["needs a NAME", "nats://host:port/NAME"]),
+])
+def test_a_mistyped_redis_or_nats_target_is_one_line_saying_what_to_fix(mdb_dsn, target, fragments):
+    assert_one_line_error(run_cli("verify", "--source", mdb_dsn, "--target", target), *fragments)

@@ -211,3 +211,62 @@ def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_p
         assert driver.stop() == 0
         server.terminate()
         server.wait(10)
+
+
+def test_listing_keys_while_other_keys_are_rewritten_lists_every_key_that_stayed(nats_wl):
+    """A KV watcher ends its initial values at the first message whose pending count
+    reads 0, which concurrent writes can make it read early (nats-server#4824): keys()
+    must not depend on that count, or verify misses keys WL holds."""
+    url, sink = nats_wl
+    far = time.monotonic() + 60
+    stable = {str(key) for key in range(1, 1501)}
+    sink.apply([r for key in sorted(stable, key=int) for r in batch(1, int(key), "still")], far)
+    stop = threading.Event()
+
+    def rewrite():
+        writer = open_sink(url)
+        writer.ensure_tables({("public", "movies"): MOVIES})
+        version = 2
+        while not stop.is_set():   # rewrites move hot keys behind the listing's walk
+            writer.apply([r for key in range(5001, 5021) for r in batch(version, key, f"v{version}")], far)
+            version += 1
+            time.sleep(0.001)
+        writer.close()
+
+    rewriting = threading.Thread(target=rewrite)
+    rewriting.start()
+    try:
+        listings = [{pk["id"] for chunk in sink.keys(MOVIES, 500) for pk in chunk} for _ in range(6)]
+    finally:
+        stop.set()
+        rewriting.join()
+    assert [len(stable - listed) for listed in listings] == [0] * 6
+    assert all(listed <= stable | {str(key) for key in range(5001, 5021)} for listed in listings)
+
+
+def test_tombstones_older_than_the_retention_are_pruned_and_newer_entries_stay(nats_wl):
+    url, sink = nats_wl
+    far = time.monotonic() + 60
+    sink.apply(batch(1, 1, "gone") + batch(1, 2, "back") + batch(1, 3, "kept"), far)
+    sink.apply(batch(2, 1, None) + batch(2, 2, None), far)      # two tombstones
+    sink.apply(batch(3, 2, "again"), far)                       # key 2 written again after its delete
+    time.sleep(1.5)
+    sink.apply(batch(4, 4, None), far)                          # a fresh tombstone
+    pruner = open_sink(url)
+    pruner.ensure_tables({("public", "movies"): MOVIES})
+    pruner.keep_deletes = 1.0   # instead of a day; its first batch prunes
+    try:
+        pruner.apply(batch(5, 5, "new"), far)
+        name = url.rsplit("/", 1)[1]
+        entries = {e.key: (e.operation, json.loads(e.value)["version"])
+                   for e in asyncio.run(bucket_entries(url, f"{name}_movies"))}
+        assert entries == {"2": (None, 3), "3": (None, 1), "4": ("DEL", 4), "5": (None, 5)}
+        # The step stopped at the fresh tombstone (revision 7): the next one, of any driver, starts there.
+        assert pruner.pruned[f"{name}_movies"] == 7 and not pruner.unpruned
+        (mark,) = [e for e in asyncio.run(bucket_entries(url, f"{name}-wlsync")) if e.key.startswith("pruned.")]
+        assert (mark.key, json.loads(mark.value)) == (f"pruned.{name}_movies", {"sequence": 7})
+        # A stale batch within the retention still cannot bring back a deleted key.
+        pruner.apply(batch(3, 4, "stale"), far)
+        assert wl_titles(url) == {2: "again", 3: "kept", 5: "new"}
+    finally:
+        pruner.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+import tracemalloc
 
 import pytest
 import redis
@@ -42,6 +43,24 @@ def test_rows_are_hashes_at_the_documented_keys_and_deletes_keep_the_version(red
     assert c.zrange(p + "movies:deleted", 0, -1) == ['{"id":"1"}']
     assert sink.max_version() == 9
     assert sink.rows_by_key(MOVIES, [{"id": "1"}, {"id": "2"}]) == [None, {"id": "2", "title": None, "year": None}]
+
+
+def test_listing_keys_holds_a_chunk_in_memory_not_the_whole_table(redis_wl):
+    url, sink = redis_wl
+    members = [f'{{"id":"{key}"}}' for key in range(60_000)]
+    for start in range(0, len(members), 10_000):
+        sink.connection.sadd(sink.prefix + "movies:keys", *members[start:start + 10_000])
+    tracemalloc.start()
+    try:
+        listed = 0
+        for chunk in sink.keys(MOVIES, 1000):
+            assert len(chunk) <= 1000
+            listed += len(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert listed >= 60_000            # SSCAN may repeat a member while the set is resized, never miss one
+    assert peak < 3_000_000, peak      # 60,000 keys kept to drop repeats took over 8 MB
 
 
 def test_a_key_holding_another_type_rejects_the_batch_before_anything_is_written(redis_wl):

@@ -183,7 +183,10 @@ class Sink:
 
     def keys(self, table: Table, chunk: int) -> Iterator[list[dict]]:
         """For verify: every key WL holds for ``table`` (dicts of text, as ``pk``),
-        in lists of at most ``chunk``. A table ensure_tables never saw has none."""
+        in lists of at most ``chunk``, holding no more than a chunk in memory. A key
+        may come twice (a store's scan can repeat one while the table changes); a
+        key that changes during the listing may be missed. A table ensure_tables
+        never saw has none."""
         raise NotImplementedError
 
     # -- connection handling, shared -----------------------------------------------------

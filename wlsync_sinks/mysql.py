@@ -50,8 +50,9 @@ MAX_IDENTIFIER = 64        # characters, for table and column names
 MAX_KEY_BYTES = 3072       # InnoDB's limit on one index entry (16 KiB pages, DYNAMIC rows)
 WL_TIMEOUT = 60            # seconds WL may stay silent before its connection is given up
 LOCK_TIMEOUT = 10          # seconds a WL statement waits for a row or table lock (less near the deadline)
-NO_VERSION = -2 ** 63
-LOOPBACK = ("127.0.0.1", "::1", "localhost")      # a new key's registry row until its batch records a version
+NO_VERSION = -2 ** 63      # a new key's registry row until its batch records a version
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+UNKNOWN_DATABASE = 1049    # ER_BAD_DB_ERROR
 
 # Server errors meaning "WL refuses this data" (SQLSTATE 22 and 23, a row or
 # statement too large, an error SIGNALled by a trigger): retrying the same rows
@@ -155,6 +156,9 @@ class MySQLSink(Sink):
                                    # protects nothing and costs ~70 ms a connection.
                                    ssl_disabled=self.params["host"] in LOOPBACK)
         except pymysql.Error as exc:
+            if exc.args and exc.args[0] == UNKNOWN_DATABASE:
+                raise SinkError(f"{self.name}: database {self.params['database']!r} does not exist; create it "
+                                f"first: CREATE DATABASE `{self.params['database']}`") from exc
             raise SinkError(f"{self.name}: cannot connect: {message(exc)}") from exc
         try:
             with conn.cursor() as cursor:

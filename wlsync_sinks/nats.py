@@ -8,7 +8,8 @@ creates, so several WLs can share one server:
   a digit or ``_`` is written ``-`` plus the two hex digits of each of its UTF-8
   bytes (``app.cast`` -> ``NAME_app-2Ecast``);
 - the bucket ``NAME-wlsync`` holds ``max_version``, the highest batch version
-  applied (a bucket of no table: table buckets always have a ``_`` after NAME).
+  applied, and ``pruned.<bucket>``, where the pruning of a bucket's tombstones
+  goes on (a bucket of no table: table buckets always have a ``_`` after NAME).
 
 Keys: a row's key is its primary key values in key column order, joined by
 ``.`` (so ``kv.watch("7.>")`` watches every row whose first key column is 7).
@@ -41,8 +42,12 @@ twice. Readers can see a batch half applied, never a key go back. Hence
 
 Limits: a value must fit in the server's max_payload (1 MB by default, up to
 64 MB in the server's configuration) and a key in 3,000 bytes once encoded;
-rows beyond are rejected (dead letters). Tombstones are kept (watchers learn
-deletes from them) until the bucket's keys are purged by an operator.
+rows beyond are rejected (dead letters).
+
+Tombstones: watchers learn deletes from them, and they carry the deleted key's
+version for fencing, so they stay TOMBSTONE_RETENTION (a day); then the sink
+purges them (``_prune``), a bounded step every PRUNE_EVERY batches, and the
+bucket holds about as many entries as keys live or deleted within a day.
 
 The client, nats-py, is asyncio-only: the sink runs one event loop in a
 background thread and sends each batch's operations pipelined (every request
@@ -55,19 +60,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from wlsync_sinks import Sink, SinkError, Table, TargetError, check_deadline, group_by_table
+from wlsync_sinks import PRUNE_EVERY, Sink, SinkError, Table, TargetError, check_deadline, group_by_table
 
 try:
     import nats
     import nats.errors
+    import nats.js.api
     import nats.js.errors
 except ImportError:  # the nats extra is optional
     nats = None
@@ -77,6 +85,9 @@ MAX_KEY_BYTES = 3000         # the subject must fit the server's protocol line (
 CONNECT_TIMEOUT = 5.0        # seconds to open a connection
 REQUEST_TIMEOUT = 10.0       # seconds for one round of pipelined requests
 CAS_ROUNDS = 10              # compare-and-set retries of one key before the batch is retried
+WALK_CONSUMER_IDLE = 60.0    # seconds before the server drops a walk's consumer left behind
+TOMBSTONE_RETENTION = 86400.0  # seconds a delete stays visible to watchers (at least VERSION_RETENTION)
+PRUNE_STEP = 10_000          # bucket entries examined per pruning step
 KNOWN_KEYS_LIMIT = 200_000   # remembered (revision, version) pairs per bucket before the memory is reset
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed compare-and-set
 JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder: json.dumps builds one per call
@@ -115,6 +126,16 @@ class Write:
     version: int
     payload: bytes
     delete: bool
+
+
+@dataclass
+class Walk:
+    """A pull consumer over a bucket's entries, and the stream's last sequence read
+    before it was made (entries past it came during the walk)."""
+    stream: str
+    consumer: str
+    subscription: object
+    last: int
 
 
 @dataclass
@@ -158,6 +179,10 @@ class NatsSink(Sink):
         # stale (a write also needs the revision to match), so kept across connections.
         self.known: dict[str, dict[str, tuple[int, int]]] = {}
         self.tokens = itertools.count()
+        self.batches = 0
+        self.keep_deletes = TOMBSTONE_RETENTION
+        self.pruned: dict[str, int] = {}   # bucket -> the first sequence its pruning has not examined
+        self.unpruned: set[str] = set()    # buckets whose last pruning step stopped short of the cutoff
 
     @property
     def name(self) -> str:
@@ -339,6 +364,76 @@ class NatsSink(Sink):
             await self._latest(conn, self.meta, ["max_version"])
         raise SinkError(f"{self.name}: the highest version kept changing (other drivers?)")
 
+    # -- walking a bucket, pruning tombstones ----------------------------------------------
+
+    async def _walk(self, conn: Connection, bucket: str, start: int = 0) -> Walk | None:
+        """A walk over the bucket's entries in sequence order, from ``start`` (0: the
+        first), headers only; None when the stream holds nothing there. A pull
+        consumer hands over one chunk per fetch, so memory stays bounded."""
+        stream = f"KV_{bucket}"
+        state = (await conn.js.stream_info(stream)).state
+        if not state.messages or start > state.last_seq:
+            return None
+        consumer = f"wlsync-walk-{secrets.token_hex(8)}"
+        api = nats.js.api
+        policy = dict(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start) if start else \
+            dict(deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT)
+        await conn.js.add_consumer(stream, config=api.ConsumerConfig(
+            name=consumer, filter_subject=f"$KV.{bucket}.>", headers_only=True, ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=WALK_CONSUMER_IDLE, mem_storage=True, **policy))
+        return Walk(stream, consumer, await conn.js.pull_subscribe_bind(consumer, stream=stream), state.last_seq)
+
+    async def _end_walk(self, conn: Connection, walk: Walk) -> None:
+        await walk.subscription.unsubscribe()
+        await conn.js.delete_consumer(walk.stream, walk.consumer)
+
+    async def _prune(self, conn: Connection, bucket: str) -> None:
+        """One step of removing the tombstones older than ``keep_deletes``: at most
+        PRUNE_STEP entries, from where the previous step (of any driver) stopped.
+
+        Safe for fencing: a key's recorded version is forgotten only this long
+        after its delete, and no batch writes WL that long after its claim (see
+        VERSION_RETENTION). Each tombstone goes by a purge of its subject below
+        the sequence after it, so a key written again meanwhile keeps its new
+        entry. The stream's last entry is never purged: walks end on it."""
+        mark = f"pruned.{bucket}"
+        if bucket not in self.pruned:
+            (msg,) = await self._requests(conn, [(f"$JS.API.DIRECT.GET.KV_{self.meta}",
+                                                  json.dumps({"last_by_subj": f"$KV.{self.meta}.{mark}"}).encode(),
+                                                  None)])
+            self.pruned[bucket] = 0 if (msg.headers or {}).get("Status") else json.loads(msg.data)["sequence"]
+        walk = await self._walk(conn, bucket, max(self.pruned[bucket], 1))
+        if walk is None:
+            self.unpruned.discard(bucket)
+            return
+        cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=self.keep_deletes)
+        try:
+            entries = await walk.subscription.fetch(PRUNE_STEP, timeout=REQUEST_TIMEOUT)
+        except nats.errors.TimeoutError:   # nothing from there on: an operator removed the last entries
+            entries = []
+        finally:
+            await self._end_walk(conn, walk)
+        position, old, finished = self.pruned[bucket], [], not entries
+        for msg in entries:
+            sequence = msg.metadata.sequence.stream
+            if sequence >= walk.last or msg.metadata.timestamp >= cutoff:
+                finished = True
+                break
+            position = sequence + 1
+            if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE"):
+                old.append((msg.subject, sequence))
+        answers = await self._requests(conn, [(f"$JS.API.STREAM.PURGE.{walk.stream}",
+                                               json.dumps({"filter": subject, "seq": sequence + 1}).encode(), None)
+                                              for subject, sequence in old])
+        for msg in answers:
+            if not json.loads(msg.data).get("success"):
+                raise SinkError(f"{self.name}: pruning deletes of {bucket}: {msg.data.decode()}")
+        (self.unpruned.discard if finished else self.unpruned.add)(bucket)
+        if position > self.pruned[bucket]:
+            self.pruned[bucket] = position
+            await self._requests(conn, [(f"$KV.{self.meta}.{mark}", json.dumps({"sequence": position}).encode(),
+                                         None)])
+
     # -- the Sink interface ---------------------------------------------------------------
 
     def ensure_tables(self, tables):
@@ -374,9 +469,14 @@ class NatsSink(Sink):
                                     f"bytes, more than the server's max_payload ({conn.nc.max_payload}) allows",
                                     rejected=True)
 
+            self.batches += 1
+            pruning = ({w.bucket for w in writes} if self.batches % PRUNE_EVERY == 1 else set()) | self.unpruned
+
             async def apply():
                 for bucket in {self.meta} | {w.bucket for w in writes}:
                     await self._bucket(conn, bucket)
+                for bucket in sorted(pruning):
+                    await self._prune(conn, bucket)
                 # max_version first: it must cover every version that a reader may see.
                 await self._raise_max_version(conn, max(r["version"] for r in rows))
                 # Publishing is committing, key by key: this is the last moment to give up.
@@ -404,28 +504,43 @@ class NatsSink(Sink):
         return [None if row is None else {c.name: row.get(c.name) for c in table.columns} for _, _, row in found]
 
     def keys(self, table, chunk):
-        async def start(conn):
-            kv = await self._bucket(conn, bucket_name(self.wl, table), create=False)
-            return None if kv is None else await kv.watchall(meta_only=True, ignore_deletes=True)
+        # Not kv.keys() or a watcher: those end the listing at the first message whose
+        # num_pending reads 0, and under concurrent writes the server's count can read
+        # 0 early (nats-server#4824, nats.py#995), cutting the list short of keys that
+        # never changed. The end here is the stream's last sequence, read before the
+        # walk: a key live then and left alone until the walk ends sits at or below it,
+        # and the consumer delivers in sequence order. (A key rewritten during the walk
+        # moves past that end and may be missed, as in any listing of a live store.)
+        bucket = bucket_name(self.wl, table)
+        prefix = f"$KV.{bucket}."
 
-        async def next_chunk(watcher):
+        async def start(conn):
+            if await self._bucket(conn, bucket, create=False) is None:
+                return None   # a table this WL never had
+            return await self._walk(conn, bucket)
+
+        async def next_chunk(walk):
+            """The next keys (tombstones left out), and whether the walk reached its end."""
             keys = []
-            while len(keys) < chunk:
-                entry = await watcher.updates(timeout=REQUEST_TIMEOUT)
-                if entry is None:   # the end of the keys that existed when the watch began
-                    break
-                keys.append(entry.key)
-            return keys
+            for msg in await walk.subscription.fetch(chunk, timeout=REQUEST_TIMEOUT):
+                sequence = msg.metadata.sequence.stream
+                if sequence <= walk.last and (msg.headers or {}).get("KV-Operation") not in ("DEL", "PURGE"):
+                    keys.append(msg.subject[len(prefix):])
+                if sequence >= walk.last:
+                    return keys, True
+            return keys, False
 
         with self.guard("listing keys"):
-            watcher = self._run(start(self.live))
-            if watcher is None:   # a table this WL never had
+            conn = self.live
+            walk = self._run(start(conn))
+            if walk is None:
                 return
             try:
-                while keys := self._run(next_chunk(watcher)):
-                    yield [decode_key(table, key) for key in keys]
-                    if len(keys) < chunk:
-                        break
+                done = False
+                while not done:
+                    keys, done = self._run(next_chunk(walk))
+                    if keys:
+                        yield [decode_key(table, key) for key in keys]
             finally:
-                if self._connection is not None and not self._connection.nc.is_closed:
-                    self._run(watcher.stop())
+                if self._connection is conn and not conn.nc.is_closed:
+                    self._run(self._end_walk(conn, walk))

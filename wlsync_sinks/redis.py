@@ -38,11 +38,12 @@ a batch applied again changes nothing), and the log says that WL failed.
 from __future__ import annotations
 
 import json
+import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from wlsync_sinks import (PRUNE_EVERY, VERSION_RETENTION, Sink, Table, TargetError, check_deadline, key_text,
-                          newest_per_key)
+                          newest_per_key, redact)
 
 try:
     import redis
@@ -145,11 +146,19 @@ class RedisSink(Sink):
         query = parse_qsl(parts.query)
         self.prefix = dict(query).get("prefix", DEFAULT_PREFIX)
         self.plain_url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
+        if not re.fullmatch(r"/?[0-9]*", parts.path):   # redis-py would quietly use db 0
+            raise TargetError(f"invalid Redis target {redact(url)!r}: the database is a number, "
+                              "e.g. redis://127.0.0.1:6379/0")
         try:
-            # Parses the URL (host, port, db, options) without connecting.
-            redis.connection.ConnectionPool.from_url(self.plain_url).disconnect()
+            # Parses the URL (host, port, db, options) and builds a connection, without connecting.
+            pool = redis.connection.ConnectionPool.from_url(self.plain_url)
+            pool.make_connection()
+            pool.disconnect()
         except ValueError as exc:
-            raise TargetError(f"invalid Redis target {self.name!r}: {exc}") from None
+            raise TargetError(f"invalid Redis target {redact(url)!r}: {exc}") from None
+        except TypeError as exc:   # an option the client does not know
+            raise TargetError(f"invalid Redis target {redact(url)!r}: {exc}; wlsync's own option is "
+                              "?prefix=P") from None
         self.tables: dict[tuple[str, str], Table] = {}
         self.batches = 0
 
@@ -212,16 +221,16 @@ class RedisSink(Sink):
         return [{c.name: fields.get(c.name) for c in table.columns} if fields else None for fields in found]
 
     def keys(self, table, chunk):
-        seen: set[str] = set()  # SSCAN may return a member twice
-        batch: list[dict] = []
+        # SSCAN walks the set a cursor step at a time, so memory stays bounded by the
+        # chunk; it returns a member twice only when the set is resized during the
+        # walk, and verify copes with that (remembering every member to drop repeats
+        # would hold the whole table's keys in memory).
+        batch: dict[str, dict] = {}
         with self.guard("listing keys"):
             for member in self.connection.sscan_iter(table_base(self.prefix, table) + "keys", count=chunk):
-                if member in seen:
-                    continue
-                seen.add(member)
-                batch.append(json.loads(member))
+                batch[member] = json.loads(member)
                 if len(batch) == chunk:
-                    yield batch
-                    batch = []
+                    yield list(batch.values())
+                    batch = {}
         if batch:
-            yield batch
+            yield list(batch.values())
