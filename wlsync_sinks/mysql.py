@@ -381,7 +381,7 @@ class MySQLSink(Sink):
             # The unsigned hash read as signed (two's complement), summed exactly as DECIMAL.
             cursor.execute(f"SELECT {bucket_sql(table, bits)} AS b, COUNT(*), "
                            f"SUM(CAST({md5_sql(record_sql(list(table.columns)))} AS SIGNED)) "
-                           f"FROM {quote(table.wl_name)} AS t{where} GROUP BY b")
+                           f"FROM {quote(table.wl_name)} AS t{where} GROUP BY 1")
             return {int(bucket): (int(count), int(total)) for bucket, count, total in cursor.fetchall()}
 
     def range_rows(self, table, scheme, bits, buckets):
@@ -392,7 +392,7 @@ class MySQLSink(Sink):
         decoders = [decoder(c) for c in table.pk]
         query = (f"SELECT {bucket_sql(table, bits)} AS b, CAST({md5_sql(record_sql(list(table.columns)))} AS SIGNED), "
                  f"{', '.join(f't.{quote(c.name)}' for c in table.pk)} FROM {quote(table.wl_name)} AS t "
-                 f"WHERE {bucket_sql(table, bits)} IN ({','.join(map(str, map(int, buckets)))}) ORDER BY b")
+                 f"WHERE {bucket_sql(table, bits)} IN ({','.join(map(str, map(int, buckets)))}) ORDER BY 1")
         with self.guard("listing rows by bucket"):
             with self.connection.cursor() as cursor:
                 if not self._exists(cursor, table.wl_name):
