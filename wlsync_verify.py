@@ -15,7 +15,9 @@ For each table:
 1. the whole table (bucket 0 at 0 bits), on both sides at once; equal: done;
 2. a bucket whose checksums differ is split into finer buckets (sized for about
    BUCKET_ROWS rows each), again and again, until a differing bucket holds at
-   most LEAF_ROWS rows on each side;
+   most LEAF_ROWS rows on each side; every split is a scan of the table on each
+   side, so when the differing buckets are too many for one query (dense
+   differences, e.g. a WL far behind) they are listed whole instead;
 3. those buckets are listed key by key (key, row hash) on both sides
    (``wlsync.range_rows``, ``Sink.range_rows``); a key that one side lacks or
    whose hashes differ is read from both (``wlsync.current_rows``,
@@ -45,6 +47,7 @@ log = logging.getLogger("wlsync")
 
 BUCKET_ROWS = 64          # rows a bucket holds on average once a differing bucket is split
 LEAF_ROWS = 1024          # a differing bucket with at most this many rows on each side is compared key by key
+LIST_ROWS = 1 << 16       # differing buckets too many to split in one query are listed whole, up to this size
 MAX_BUCKETS = 1 << 16     # checksums one query returns, at most
 MAX_BITS = 48             # the finest buckets
 CONFIRM_CHUNK = 1000      # keys read from both sides at a time to name the differences
@@ -183,10 +186,15 @@ class TableVerify:
         large = sorted(b for b in differing if size[b] > LEAF_ROWS and bits < MAX_BITS)
         if not large:
             return
-        step = min(16, MAX_BITS - bits, max(1, math.ceil(math.log2(max(size[b] for b in large) / BUCKET_ROWS))))
-        for start in range(0, len(large), max(1, MAX_BUCKETS >> step)):
-            parents = large[start:start + max(1, MAX_BUCKETS >> step)]
-            mdb, wl = self.checksums(bits + step, bits, parents)
+        largest = max(size[b] for b in large)
+        step = min(16, MAX_BITS - bits, max(1, math.ceil(math.log2(largest / BUCKET_ROWS))))
+        per_query = max(1, MAX_BUCKETS >> step)
+        if len(large) > per_query and largest <= LIST_ROWS:
+            # Dense differences: splitting would take a scan per query, listing takes one.
+            self.compare_keys(bits, large)
+            return
+        for start in range(0, len(large), per_query):
+            mdb, wl = self.checksums(bits + step, bits, large[start:start + per_query])
             self.split(bits + step, self.differing(mdb, wl))
 
     def compare_keys(self, bits: int, buckets: list[int]) -> None:
