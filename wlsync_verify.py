@@ -132,17 +132,17 @@ class Verifier:
 class TableVerify:
     """Verify of one table (see the module's docstring)."""
 
-    def __init__(self, run: Verifier, table: Table):
-        self.run_, self.table = run, table
+    def __init__(self, verifier: Verifier, table: Table):
+        self.verifier, self.table = verifier, table
         self.name = f"{table.schema}.{table.name}"
-        self.relation = sql.Identifier(table.schema, table.name).as_string(run.conn)
+        self.relation = sql.Identifier(table.schema, table.name).as_string(verifier.conn)
         self.checked = self.total = 0
         self.candidates: list[dict] = []  # keys to compare value by value
 
     def run(self) -> None:
         mdb, wl = self.checksums(0)
         self.total = mdb.get(0, EMPTY)[0]
-        if self.run_.agreed:
+        if self.verifier.agreed:
             self.split(0, self.differing(mdb, wl))
         else:
             self.compare_keys(0, [0])
@@ -154,15 +154,17 @@ class TableVerify:
     def checksums(self, bits: int, parent_bits: int = 0, parents: list[int] | None = None
                   ) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
         """{bucket: (rows, sum of row hashes)} of MDB and of WL."""
-        scheme = self.run_.scheme
+        scheme = self.verifier.scheme
 
         def in_mdb() -> dict[int, tuple[int, int]]:
-            rows = self.run_.scan.execute("SELECT * FROM wlsync.range_checksums(%s, %s, %s, %s, %s)",
+            rows = self.verifier.scan.execute("SELECT * FROM wlsync.range_checksums(%s, %s, %s, %s, %s)",
                                           [self.relation, scheme, bits, parent_bits, parents])
             return {bucket: (count, int(total)) for bucket, count, total in rows}
 
-        return self.run_.both(in_mdb, lambda: self.run_.sink.range_checksums(self.table, scheme, bits, parent_bits,
-                                                                             parents))
+        def in_wl() -> dict[int, tuple[int, int]]:
+            return self.verifier.sink.range_checksums(self.table, scheme, bits, parent_bits, parents)
+
+        return self.verifier.both(in_mdb, in_wl)
 
     def differing(self, mdb: dict, wl: dict) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
         """The buckets whose checksums differ, with both; the rows of the others are checked."""
@@ -203,11 +205,11 @@ class TableVerify:
         buckets of 1 bit.)"""
         if bits == 0:
             bits, buckets = 1, [0, 1]
-        scheme = self.run_.scheme
-        wl_rows = self.run_.sink.range_rows(self.table, scheme, bits, buckets)
+        scheme = self.verifier.scheme
+        wl_rows = self.verifier.sink.range_rows(self.table, scheme, bits, buckets)
         for _bucket, ours, theirs in merge_buckets(self.mdb_rows(bits, buckets), wl_rows):
             for key in ours.keys() | theirs.keys():
-                if not self.run_.agreed or ours.get(key, (None, None))[1] != theirs.get(key, (None, None))[1]:
+                if not self.verifier.agreed or ours.get(key, (None, None))[1] != theirs.get(key, (None, None))[1]:
                     self.candidates.append((ours.get(key) or theirs.get(key))[0])
             self.checked += len(ours)
             if len(self.candidates) >= CONFIRM_CHUNK:
@@ -215,22 +217,22 @@ class TableVerify:
             self.advance()
 
     def mdb_rows(self, bits: int, buckets: list[int]) -> Iterator[tuple[int, dict, int]]:
-        scan = self.run_.scan
+        scan = self.verifier.scan
         with scan.transaction(), scan.cursor(name="wlsync_verify_rows") as cursor:
             cursor.execute("SELECT bucket, pk, row_hash FROM wlsync.range_rows(%s, %s, %s, %s)",
-                           [self.relation, self.run_.scheme, bits, buckets])
+                           [self.relation, self.verifier.scheme, bits, buckets])
             while batch := cursor.fetchmany(FETCH):
                 yield from batch
 
     def confirm(self) -> None:
         """Read the candidates from both sides and print those that differ (as the
         rows are now: a key changed meanwhile may have become equal)."""
-        run, table = self.run_, self.table
+        verifier, table = self.verifier, self.table
         for start in range(0, len(self.candidates), CONFIRM_CHUNK):
             pks = self.candidates[start:start + CONFIRM_CHUNK]
-            mdb_rows = run.conn.execute("SELECT row_data FROM wlsync.current_rows(%s, %s)",
-                                        [self.relation, [Jsonb(pk) for pk in pks]]).fetchall()
-            wl_rows = run.sink.rows_by_key(table, pks)
+            mdb_rows = verifier.conn.execute("SELECT row_data FROM wlsync.current_rows(%s, %s)",
+                                             [self.relation, [Jsonb(pk) for pk in pks]]).fetchall()
+            wl_rows = verifier.sink.rows_by_key(table, pks)
             wrong = []
             for pk, (mdb_row,), wl_row in zip(pks, mdb_rows, wl_rows):
                 if mdb_row is None and wl_row is None:
@@ -244,16 +246,16 @@ class TableVerify:
                                if not same_value(c, mdb_row.get(c.name), wl_row.get(c.name))]
                     if changed:
                         wrong.append(report(self.name, "different", pk, changed))
-            run.differences += len(wrong)
-            if run.repair and wrong:
-                run.repaired += run.conn.execute("SELECT wlsync.enqueue_keys(%s, %s)",
-                                                 [self.relation, [Jsonb(pk) for pk in wrong]]).fetchone()[0]
+            verifier.differences += len(wrong)
+            if verifier.repair and wrong:
+                verifier.repaired += verifier.conn.execute("SELECT wlsync.enqueue_keys(%s, %s)",
+                                                           [self.relation, [Jsonb(pk) for pk in wrong]]).fetchone()[0]
         self.candidates = []
 
     def advance(self) -> None:
         """Report progress (rows checked so far) to the caller's callback."""
-        if self.run_.progress is not None:
-            self.run_.progress(self.name, self.checked, self.total)
+        if self.verifier.progress is not None:
+            self.verifier.progress(self.name, self.checked, self.total)
 
 
 def merge_buckets(mdb: Iterator[tuple[int, dict, int]], wl: Iterator[tuple[int, dict, int]]

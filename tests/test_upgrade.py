@@ -27,6 +27,9 @@ PREVIOUS_RELEASE = "48e4962"
 # and function files, the migrator its post-apply hook imports, and its driver.
 PREVIOUS_RELEASE_FILES = ["migrations", "sql", "wlsync_migrate.py", "wlsync_db.py", "wlsync_driver.py",
                           "wlsync_sinks.py"]
+PREVIOUS_MIGRATIONS = 11  # how many migrations the previous release has
+# This checkout's migrations, in the order yoyo applies them (their ids sort by number).
+MIGRATIONS = sorted(path.stem for path in (ROOT / "migrations").glob("*.sql"))
 ODD = '"Odd ""Name"" Table"'   # a table name with capitals, spaces and a double quote
 ODD_WL = 'Odd "Name" Table'     # its name in WL
 
@@ -80,7 +83,7 @@ def old_install(mdb, previous_release):
         assert conn.execute("SELECT to_regnamespace('wlsync')").fetchone()[0] is None
         result = run_python(previous_release, "wlsync_migrate.py", "migrate", "--source", dsn)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "11 migration(s) applied" in result.stdout, result.stdout
+        assert f"{PREVIOUS_MIGRATIONS} migration(s) applied" in result.stdout, result.stdout
         # The previous release's shape, installed by its own post-apply hook.
         assert conn.execute("SELECT relkind FROM pg_class WHERE oid = 'wlsync.queue'::regclass").fetchone()[0] == "r"
         assert conn.execute("SELECT to_regclass('wlsync.claim_version_seq') IS NOT NULL"
@@ -167,7 +170,7 @@ def test_upgrade_from_previous_release_carries_pending_events_and_wl_ends_equal_
     # --- The upgrade, with the checkout's migrator (`make migrate`).
     upgrade = migrate_current(dsn)
     assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
-    assert "1 migration(s) applied" in upgrade.stdout, upgrade.stdout
+    assert f"{len(MIGRATIONS) - PREVIOUS_MIGRATIONS} migration(s) applied" in upgrade.stdout, upgrade.stdout
 
     # Pending events are in the ring (wlsync.queue is now a view over it); the
     # old queue table and version sequence are gone.
@@ -328,7 +331,7 @@ def test_upgraded_installation_is_up_to_date_and_has_the_schema_of_a_fresh_insta
     assert again.returncode == 0, again.stdout + again.stderr
     assert "is up to date" in again.stdout, again.stdout
     assert conn.execute("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id").fetchall() == applied
-    assert [r[0] for r in applied][-1] == "0012.queue-v2"
+    assert [r[0] for r in applied] == MIGRATIONS
 
     # A fresh install of this release (the template the other tests use), with
     # the same tables tracked in the same order.
