@@ -234,7 +234,7 @@ class TableVerify:
                                              [self.relation, [Jsonb(pk) for pk in pks]]).fetchall()
             wl_rows = verifier.sink.rows_by_key(table, pks)
             wrong = []
-            for pk, (mdb_row,), wl_row in zip(pks, mdb_rows, wl_rows):
+            for pk, (mdb_row,), wl_row in zip(pks, mdb_rows, wl_rows, strict=True):
                 if mdb_row is None and wl_row is None:
                     continue
                 if wl_row is None:

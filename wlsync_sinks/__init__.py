@@ -251,7 +251,7 @@ class Sink:
     def _verify_scan(self, table: Table, with_key_hash: bool) -> Iterator[tuple[int, dict, dict]]:
         """(key hash or 0, pk, row) of every row WL holds for ``table``."""
         for keys in self.keys(table, VERIFY_READ_CHUNK):
-            for pk, row in zip(keys, self.rows_by_key(table, keys)):
+            for pk, row in zip(keys, self.rows_by_key(table, keys), strict=True):
                 if row is not None:  # deleted since it was listed
                     yield key_hash(table, pk) if with_key_hash else 0, pk, row
 

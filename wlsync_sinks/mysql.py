@@ -403,8 +403,8 @@ class MySQLSink(Sink):
                     cursor.execute(query)
                     while batch := cursor.fetchmany(1000):
                         for bucket, hashed, *values in batch:
-                            yield (int(bucket), {c.name: decode(v) for c, decode, v in zip(table.pk, decoders, values)},
-                                   int(hashed))
+                            pk = {c.name: decode(v) for c, decode, v in zip(table.pk, decoders, values, strict=True)}
+                            yield int(bucket), pk, int(hashed)
             finally:
                 conn.close()
 

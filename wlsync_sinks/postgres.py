@@ -196,7 +196,7 @@ class PostgresSink(Sink):
                 cursor.execute(query, [list(buckets)])
                 while batch := cursor.fetchmany(1000):
                     for bucket, hashed, *values in batch:
-                        yield bucket, dict(zip(names, values)), hashed
+                        yield bucket, dict(zip(names, values, strict=True)), hashed
 
     def keys(self, table, chunk):
         names = [c.name for c in table.pk]

@@ -253,7 +253,7 @@ class SQLiteSink(Sink):
             cursor = self.connection.execute(query, [json.dumps(list(buckets))])
             while batch := cursor.fetchmany(1000):
                 for bucket, hashed, *values in batch:
-                    yield bucket, {c.name: text(v) for c, text, v in zip(table.pk, texts, values)}, hashed
+                    yield bucket, {c.name: text(v) for c, text, v in zip(table.pk, texts, values, strict=True)}, hashed
 
     def keys(self, table, chunk):
         with self.guard("listing keys"):
