@@ -50,4 +50,4 @@ END
 $function$;
 
 COMMENT ON FUNCTION wlsync.read_rows(regclass, jsonb, integer) IS
-    'One page of a tracked table in primary-key order (all values as text), for verify';
+    'One page of a tracked table in primary-key order (all values as text), as WL should hold it';
