@@ -41,6 +41,8 @@ def pg_text(column: Column) -> Callable[[object], str | None]:
 
 # record_out quotes a value holding any of these (wlsync_sinks.RECORD_QUOTING).
 QUOTED_GLOB = "'*[\\\"(),\t\n\v\f\r ]*'"
+# Types whose text is never empty and never holds one of those: not checked.
+NEVER_QUOTED = frozenset({"numeric", "uuid"})
 
 
 def record_sql(columns: list[Column], value_of: Callable[[Column], str]) -> str:
@@ -58,10 +60,15 @@ def record_sql(columns: list[Column], value_of: Callable[[Column], str]) -> str:
             parts.append(f"CASE WHEN {value} IS NULL THEN '' WHEN {value} THEN 't' ELSE 'f' END")
         elif SQLITE_TYPES.get(kind) == "INTEGER":
             parts.append(f"coalesce(CAST({value} AS TEXT), '')")
+        elif kind in NEVER_QUOTED:
+            parts.append(f"coalesce({value}, '')")
         else:
             text = f"('\\x' || lower(hex({value})))" if kind == "bytea" else value
+            # Only a value holding a backslash or " needs the replace()s (the costly part).
+            escaped = (f"""CASE WHEN instr({text}, '"') OR instr({text}, '\\') """
+                       f"""THEN replace(replace({text}, '\\', '\\\\'), '"', '""') ELSE {text} END""")
             parts.append(f"CASE WHEN {value} IS NULL THEN '' WHEN {text} = '' OR {text} GLOB {QUOTED_GLOB} "
-                         f"""THEN '"' || replace(replace({text}, '\\', '\\\\'), '"', '""') || '"' ELSE {text} END""")
+                         f"""THEN '"' || {escaped} || '"' ELSE {text} END""")
     return "'(' || " + " || ',' || ".join(parts) + " || ')'"
 
 
@@ -76,6 +83,20 @@ def quote_sqlite(name: str) -> str:
 
 def sqlite_type(column: Column) -> str:
     return SQLITE_TYPES.get(column.base_type, "TEXT")
+
+
+class Md5Sum:
+    """The aggregate wlsync_md5_sum(text): the exact sum of the texts' md5 hashes
+    (wlsync_sinks.md5_hash), as text: SQLite's integers stop at 2^63."""
+
+    def __init__(self):
+        self.total = 0
+
+    def step(self, text: str) -> None:
+        self.total += md5_hash(text)
+
+    def finalize(self) -> str:
+        return str(self.total)
 
 
 class SQLiteSink(Sink):
@@ -204,6 +225,7 @@ class SQLiteSink(Sink):
     def _hash_functions(self) -> None:
         db = self.connection
         db.create_function("wlsync_md5", 1, md5_hash, deterministic=True)
+        db.create_aggregate("wlsync_md5_sum", 1, Md5Sum)
         db.create_function("wlsync_float8", 1, pg_text(Column("", "", "float8", True, None)), deterministic=True)
         db.create_function("wlsync_float4", 1, pg_text(Column("", "", "float4", True, None)), deterministic=True)
 
@@ -217,33 +239,32 @@ class SQLiteSink(Sink):
         columns = ", ".join(f"t.{quote_sqlite(c.name)} AS c{i}" for i, c in enumerate(table.columns))
         where = (f" WHERE {bucket_sql('k', filter_bits)} IN (SELECT value FROM json_each(?))"
                  if filter_bits is not None else "")
-        key_hash = (f"wlsync_md5({record_sql(table.pk, lambda c: f't.{quote_sqlite(c.name)}')})"
-                    if key_hashed else "0")
+        if not key_hashed:
+            return f"SELECT 0 AS k, {columns} FROM {quote_sqlite(table.wl_name)} AS t{where}"
+        key_hash = f"wlsync_md5({record_sql(table.pk, lambda c: f't.{quote_sqlite(c.name)}')})"
         return (f"SELECT * FROM (SELECT {key_hash} AS k, {columns} "
                 f"FROM {quote_sqlite(table.wl_name)} AS t LIMIT -1 OFFSET 0){where}")
 
     @staticmethod
-    def _row_hash_sql(table: Table) -> str:
-        """The md5 hash of a row of _hashed_rows_sql (alias h), as wlsync_sinks.row_hash."""
-        return f"wlsync_md5({record_sql(list(table.columns), lambda c: f'h.c{table.columns.index(c)}')})"
+    def _row_text_sql(table: Table) -> str:
+        """The record text of a row of _hashed_rows_sql (alias h), as wlsync_sinks.row_hash hashes it."""
+        return record_sql(list(table.columns), lambda c: f"h.c{table.columns.index(c)}")
 
     def range_checksums(self, table, scheme, bits, parent_bits=0, parents=None):
         rows = self._hashed_rows_sql(table, bits > 0 or parents is not None,
                                      parent_bits if parents is not None else None)
-        # SQLite's sum() stops at 2^63: the 64-bit hashes are summed as two halves.
-        query = (f"SELECT b, count(*), sum(r >> 32), sum(r & 4294967295) FROM ("
-                 f"SELECT {bucket_sql('h.k', bits)} AS b, {self._row_hash_sql(table)} AS r FROM ({rows}) AS h "
-                 "LIMIT -1 OFFSET 0) GROUP BY b")
+        query = (f"SELECT {bucket_sql('h.k', bits)} AS b, count(*), wlsync_md5_sum({self._row_text_sql(table)}) "
+                 f"FROM ({rows}) AS h GROUP BY b")
         with self.guard("computing checksums"):
             if not self._exists(table):
                 return {}
             self._hash_functions()
-            return {bucket: (count, high * 2 ** 32 + low) for bucket, count, high, low in self.connection.execute(
+            return {bucket: (count, int(total)) for bucket, count, total in self.connection.execute(
                 query, [] if parents is None else [json.dumps(list(parents))])}
 
     def range_rows(self, table, scheme, bits, buckets):
         texts = [pg_text(c) for c in table.pk]
-        query = (f"SELECT {bucket_sql('h.k', bits)} AS b, {self._row_hash_sql(table)}, "
+        query = (f"SELECT {bucket_sql('h.k', bits)} AS b, wlsync_md5({self._row_text_sql(table)}), "
                  f"{', '.join(f'h.c{table.columns.index(c)}' for c in table.pk)} "
                  f"FROM ({self._hashed_rows_sql(table, True, bits)}) AS h ORDER BY b")
         with self.guard("listing rows by bucket"):
