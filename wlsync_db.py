@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import psycopg
+from psycopg.rows import tuple_row
 
 
 class UserError(Exception):
@@ -36,6 +37,14 @@ def connect(dsn: str, **kwargs) -> psycopg.Connection:
                         "give a libpq URL such as postgresql://user@host:5432/dbname") from None
     except psycopg.OperationalError as exc:
         raise UserError(f"cannot connect to MDB {describe(dsn)}: {one_line(exc)}") from None
+
+
+def check_schema(conn: psycopg.Connection, dsn: str) -> None:
+    """A one-line UserError when MDB has no wlsync schema (not migrated)."""
+    cursor = conn.cursor(row_factory=tuple_row)
+    if not cursor.execute("SELECT to_regnamespace('wlsync') IS NOT NULL").fetchone()[0]:
+        raise UserError(f"{describe(dsn)} has no wlsync schema: run `make migrate` "
+                        "(or python wlsync_driver.py migrate --source URL) and wlsync.track() its tables")
 
 
 def one_line(exc: BaseException) -> str:

@@ -32,13 +32,14 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row, tuple_row
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_loads
 
-from wlsync_db import UserError, connect, describe, one_line, source_dsn
+import wlsync_verify
+from wlsync_db import UserError, check_schema, connect, one_line, source_dsn
 from wlsync_metrics import DriverMetrics, summarize
-from wlsync_progress import Progress, echo
-from wlsync_sinks import Sink, SinkError, TargetError, key_text, open_sink, same_value, tables_from_rows
+from wlsync_progress import Progress
+from wlsync_sinks import Sink, SinkError, TargetError, open_sink, tables_from_rows
 
 log = logging.getLogger("wlsync")
 
@@ -368,14 +369,7 @@ class Driver:
         return False
 
 
-def check_schema(conn: psycopg.Connection, dsn: str) -> None:
-    cursor = conn.cursor(row_factory=tuple_row)
-    if not cursor.execute("SELECT to_regnamespace('wlsync') IS NOT NULL").fetchone()[0]:
-        raise UserError(f"{describe(dsn)} has no wlsync schema: run `make migrate` "
-                        "(or python wlsync_driver.py migrate --source URL) and wlsync.track() its tables")
-
-
-# -- status and verify ------------------------------------------------------------------
+# -- status and backfill ------------------------------------------------------------------
 
 def status(dsn: str, as_json: bool = False) -> int:
     with connect(dsn, autocommit=True) as conn:
@@ -400,76 +394,6 @@ def status(dsn: str, as_json: bool = False) -> int:
     if any(row[5] for row in rows):
         print("dead letters: SELECT * FROM wlsync.dead_letters; re-drive with SELECT wlsync.retry_dead_letters();")
     return 0
-
-
-def verify(dsn: str, sink: Sink, repair: bool = False, chunk: int = 5000) -> int:
-    """Compare every tracked table, in chunks; print each differing key.
-
-    With repair, every differing key is re-enqueued (a chunk at a time), so the
-    next drain rewrites it in WL.
-    """
-    differences = 0
-    repaired = 0
-    with connect(dsn, autocommit=True) as conn:
-        check_schema(conn, dsn)
-        tables = tables_from_rows(conn.execute("SELECT * FROM wlsync.tracked_columns()").fetchall())
-        sink.ensure_tables(tables)
-        estimate = conn.execute("SELECT sum(table_rows_estimate)::bigint FROM wlsync.metrics()").fetchone()[0]
-        progress = Progress("verify", unit="rows", verb="compared", total=estimate)
-        for (schema, name), table in tables.items():
-            relation = sql.Identifier(schema, name).as_string(conn)
-            progress.start(f"{schema}.{name}")
-            # MDB -> WL: missing and different rows, a key-ordered page at a time.
-            after = None
-            while True:
-                page = conn.execute("SELECT pk, row_data FROM wlsync.read_rows(%s, %s, %s)",
-                                    [relation, Jsonb(after) if after else None,
-                                     chunk]).fetchall()
-                if not page:
-                    break
-                wl_rows = sink.rows_by_key(table, [pk for pk, _ in page])
-                wrong = []
-                for (pk, mdb_row), wl_row in zip(page, wl_rows, strict=True):
-                    if wl_row is None:
-                        wrong.append(report(schema, name, "missing in WL", pk))
-                    else:
-                        changed = [c.name for c in table.columns
-                                   if not same_value(c, mdb_row.get(c.name), wl_row.get(c.name))]
-                        if changed:
-                            wrong.append(report(schema, name, "different", pk, changed))
-                differences += len(wrong)
-                repaired += enqueue(conn, relation, wrong) if repair else 0
-                after = page[-1][0]
-                progress.advance(f"{schema}.{name}", len(page))
-            # WL -> MDB: rows WL has that MDB does not (a listing may repeat a key).
-            extra: set[str] = set()
-            for keys in sink.keys(table, chunk):
-                mdb_rows = conn.execute("SELECT pk, row_data FROM wlsync.current_rows(%s, %s)",
-                                        [relation, [Jsonb(k) for k in keys]]).fetchall()
-                wrong = []
-                for pk, row_data in mdb_rows:
-                    if row_data is None and key_text(pk) not in extra:
-                        extra.add(key_text(pk))
-                        wrong.append(report(schema, name, "extra in WL", pk))
-                differences += len(wrong)
-                repaired += enqueue(conn, relation, wrong) if repair else 0
-        progress.close()
-    print(f"verify: {differences} difference(s)" if differences else "verify: WL == MDB")
-    if repair and differences:
-        print(f"verify: {repaired} key(s) re-enqueued; the next drain rewrites them in WL")
-    return 1 if differences else 0
-
-
-def report(schema: str, table: str, kind: str, pk: dict, columns: list[str] | None = None) -> dict:
-    detail = f" (columns: {', '.join(columns)})" if columns else ""
-    echo(f"{schema}.{table} {json.dumps(pk, sort_keys=True)}: {kind}{detail}")
-    return pk
-
-
-def enqueue(conn: psycopg.Connection, relation: str, pks: list[dict]) -> int:
-    if not pks:
-        return 0
-    return conn.execute("SELECT wlsync.enqueue_keys(%s, %s)", [relation, [Jsonb(k) for k in pks]]).fetchone()[0]
 
 
 def backfill(dsn: str, tables: list[str], chunk: int) -> int:
@@ -616,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             return backfill(dsn, args.table, args.chunk)
         sink = open_sink(args.target, args.sink_class)
         if args.command == "verify":
-            code = verify(dsn, sink, args.repair)
+            code = wlsync_verify.verify(dsn, sink, args.repair)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
             return code
         metrics = DriverMetrics(args.sink_class or urlsplit(args.target).scheme,

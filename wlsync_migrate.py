@@ -60,6 +60,8 @@ DRIVER_FUNCTIONS = [
     "wlsync.current_rows(regclass, jsonb[])",
     "wlsync.read_rows(regclass, jsonb, integer)", "wlsync.tracked_columns()", "wlsync.queue_status()",
     "wlsync.metrics(integer)",
+    "wlsync.range_checksums(regclass, text, integer, integer, bigint[])",
+    "wlsync.range_rows(regclass, text, integer, bigint[])", "wlsync.verify_hash(text, text)",
     "wlsync.arm_wakeup(interval)", "wlsync.disarm_wakeup()", "wlsync.enqueue_keys(regclass, jsonb[])",
     "wlsync.record_failure(regclass, jsonb, text, integer, integer)",
     "wlsync.retry_dead_letters(regclass, jsonb)", "wlsync.discard_dead_letters(regclass, jsonb)",

@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import platform
@@ -63,6 +65,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import wlsync_migrate  # noqa: E402
+import wlsync_verify  # noqa: E402
 from wlsync_sinks import open_sink, tables_from_rows  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -135,6 +138,9 @@ class Config:
     health_writer: int = 1             # a writer updating a tracked table during long-transaction drains
     health_timeout: float = 120.0      # per drain (slower than ~8k events/s for 1M): stopped, reported partial
     health_timeout_long: float = 120.0  # the same, with the long transaction held
+    # 7. verify of an equal table, against COPY of it
+    verify_rows: int = 1_000_000
+    verify_sinks: list = field(default_factory=lambda: ["sqlite", "postgresql"])
 
 
 def make_config(mode: str) -> Config:
@@ -153,9 +159,9 @@ def make_config(mode: str) -> Config:
             setattr(cfg, name, type(value)(text))
         else:
             raise SystemExit(f"BENCH_{name.upper()} cannot be overridden")
-    for sink in cfg.drain_sinks + cfg.sweep_sinks:
+    for sink in cfg.drain_sinks + cfg.sweep_sinks + cfg.verify_sinks:
         if sink not in SINK_MODULES:
-            raise SystemExit(f"unknown sink {sink!r} in BENCH_DRAIN_SINKS/BENCH_SWEEP_SINKS: "
+            raise SystemExit(f"unknown sink {sink!r} in BENCH_DRAIN_SINKS/BENCH_SWEEP_SINKS/BENCH_VERIFY_SINKS: "
                              f"use {', '.join(SINK_MODULES)}")
     return cfg
 
@@ -171,7 +177,7 @@ def preset(mode: str) -> Config:
                       baseline_queue=10_000, baseline_events=400,
                       latency_seconds=2, latency_sweep=0.5,
                       health_runs=1, health_events=20_000, health_window=5_000, health_timeout=15,
-                      health_timeout_long=15)
+                      health_timeout_long=15, verify_rows=100_000)
     if mode == "smoke":  # tests/test_bench_smoke.py: one case of each kind, < 30 s, no throwaway cluster
         return Config(mode, runs=1, logical_cluster=0, overhead_modes=["update"], overhead_clients=[2],
                       overhead_variants=["untracked", "wlsync", "floor"], overhead_seconds=1, table_rows=2_000,
@@ -181,7 +187,7 @@ def preset(mode: str) -> Config:
                       baseline_queue=2_000, baseline_events=100, default_batch=100,
                       latency_seconds=1.5, latency_sweep=0.5,
                       health_runs=1, health_events=4_000, health_window=1_000, health_cases=["main:plain", "main:long"],
-                      health_timeout=20, health_timeout_long=20)
+                      health_timeout=20, health_timeout_long=20, verify_rows=5_000)
     raise SystemExit(f"unknown mode {mode!r}")
 
 
@@ -214,6 +220,7 @@ class Databases:
             raise SystemExit("BENCH_DB_PREFIX must start with wlsync_bench_")
         self.prefix = prefix
         self.mdb, self.pgbench, self.tpcb, self.wl = prefix + "mdb", prefix + "pgbench", prefix + "tpcb", prefix + "wl"
+        self.verify = prefix + "verify"  # the verify section's MDB: one tracked table
         self.admin = psycopg.connect(dsn("postgres"), autocommit=True)
         self.cluster = Throwaway(int(self.admin.execute("SHOW server_version_num").fetchone()[0]) // 10000)
         self.logical_mdb_ready = False
@@ -224,7 +231,7 @@ class Databases:
         self.admin.execute(f'CREATE DATABASE "{name}"')
 
     def drop_all(self) -> None:
-        for name in (self.mdb, self.pgbench, self.tpcb, self.wl):
+        for name in (self.mdb, self.pgbench, self.tpcb, self.wl, self.verify):
             try:
                 self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             except psycopg.Error as exc:
@@ -1449,6 +1456,73 @@ def section_health(cfg: Config, dbs: Databases, out: Path) -> dict:
             "results": results, "raw": raw}
 
 
+# --------------------------------------------------------------------------- 7. verify
+
+VERIFY_TABLE = "bench_verify"
+
+
+def copy_seconds(mdb_dsn: str) -> float:
+    """`COPY (SELECT * FROM bench_verify) TO STDOUT`, every block read by this process."""
+    with psycopg.connect(mdb_dsn) as conn:
+        started = time.monotonic()
+        with conn.cursor().copy(f"COPY (SELECT * FROM {VERIFY_TABLE}) TO STDOUT") as copy:
+            for _block in copy:
+                pass
+        return time.monotonic() - started
+
+
+def verify_seconds(mdb_dsn: str, target: str) -> float:
+    """One `verify` (wlsync_verify.verify, in this process) of MDB against `target`, which must pass."""
+    sink = open_sink(target)
+    try:
+        started = time.monotonic()
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            code = wlsync_verify.verify(mdb_dsn, sink)
+        elapsed = time.monotonic() - started
+    finally:
+        sink.close()
+    if code != 0:
+        raise RuntimeError(f"verify into {target} found differences: {printed.getvalue()[-500:]}")
+    return elapsed
+
+
+def section_verify(cfg: Config, dbs: Databases, out: Path) -> dict:
+    """An equal table in MDB and in each WL, filled the way wlsync fills it (a backfill, drained
+    by one driver); then, round by round: COPY of the table, and verify into each WL."""
+    mdb = dsn(dbs.verify)
+    dbs.recreate(dbs.verify)
+    wlsync_migrate.migrate(mdb)
+    with psycopg.connect(mdb, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {VERIFY_TABLE} (id bigint PRIMARY KEY, title text, n numeric, at timestamptz)")
+        conn.execute(f"INSERT INTO {VERIFY_TABLE} SELECT g, 'title ' || g, g / 7.0, "
+                     "'2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, %s) g",
+                     [cfg.verify_rows])
+        conn.execute("VACUUM ANALYZE")
+        conn.execute(f"SELECT wlsync.track('{VERIFY_TABLE}')")
+    sinks, skipped = available_sinks(cfg.verify_sinks, dbs, out, "verify")
+    targets = {}
+    for sink in sinks:
+        targets[sink] = target_url(sink, dbs, out, f"verify_{sink}", mdb)
+        for args in (["backfill", "--source", mdb],
+                     ["run", "--once", "--source", mdb, "--target", targets[sink]]):
+            proc = subprocess.run([PY, str(DRIVER), "--log-level", "WARNING", *args], capture_output=True, text=True,
+                                  timeout=1800)
+            if proc.returncode != 0:
+                raise RuntimeError(f"verify: filling the {sink} WL failed: {proc.stderr[-500:]}")
+        log(f"verify: the {sink} WL holds {wl_count(targets[sink], VERIFY_TABLE, mdb):,} rows")
+    raw = []
+    for run in range(1, cfg.runs + 1):
+        copy = copy_seconds(mdb)
+        for sink in sinks:
+            seconds = verify_seconds(mdb, targets[sink])
+            raw.append({"run": run, "sink": sink, "verify_s": seconds, "copy_s": copy, "ratio": seconds / copy})
+            log(f"verify: round {run}, {sink}: {seconds:.2f} s, COPY {copy:.2f} s ({seconds / copy:.1f}x)")
+    return {"rows": cfg.verify_rows, "skipped_sinks": skipped, "sinks": sinks,
+            "results": [{"sink": sink, **{key: summary([r[key] for r in raw if r["sink"] == sink])
+                                          for key in ("verify_s", "copy_s", "ratio")}} for sink in sinks],
+            "raw": raw}
+
+
 # --------------------------------------------------------------------------- machine and main
 
 def machine(dbs: Databases) -> dict:
@@ -1468,7 +1542,7 @@ def machine(dbs: Databases) -> dict:
             "load_before": os.getloadavg()}
 
 
-SECTIONS = ["overhead", "tpcb", "drain", "latency", "health"]
+SECTIONS = ["overhead", "tpcb", "drain", "latency", "health", "verify"]
 
 
 def interrupted(signum, _frame):

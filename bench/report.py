@@ -20,6 +20,7 @@ TARGET_CLAIM = 250_000            # claim_sync_events(1000) alone, events/s
 TARGET_LAST_FIRST = 0.90          # long transaction: last window / first window
 TARGET_P99_MS = 5.0               # issue 10.5: commit-to-visible p99 at 100 changes/s
 TARGET_RSS_MB = 100.0
+TARGET_VERIFY = {"postgresql": 2.0, "sqlite": 10.0}   # issue 14: verify of an equal table / COPY of it
 BOUNDED_FINAL_MIB = 16.0          # after the drain: the queue back within two rotations' worth (8 MB each) ...
 BOUNDED_FINAL_DEAD = 0.10         # ... and its dead tuples at most this share of the events drained
 SINK_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB", "redis": "Redis",
@@ -116,6 +117,8 @@ def render(r: dict) -> str:
         lines += latency(r["latency"])
     if "health" in r:
         lines += health(r["health"])
+    if "verify" in r:
+        lines += verify(r["verify"])
     notes = Path(__file__).resolve().parent / "analysis.md"
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]
@@ -270,11 +273,22 @@ def targets(r: dict) -> list[str]:
         if plain:
             rows.append((f"driver peak RSS draining {num(h['events'])} events", f"< {TARGET_RSS_MB:.0f} MB",
                          fig(plain["peak_rss_mb"], 1, " MB"), "-", verdict(med(plain["peak_rss_mb"]) < TARGET_RSS_MB)))
+    if "verify" in r:
+        v = r["verify"]
+        for e in v["results"]:
+            goal = TARGET_VERIFY.get(e["sink"])
+            rows.append((f"verify of an equal {num(v['rows'])}-row table into {sink_name(e['sink'])} (issue 14)",
+                         f"<= {goal:g}x COPY" if goal else "measured", fig(e["ratio"], 1, "x"),
+                         f"verify {fig(e['verify_s'], 2, ' s')}; `COPY (SELECT * FROM t) TO STDOUT` read by the "
+                         f"same process {fig(e['copy_s'], 2, ' s')}",
+                         verdict(med(e["ratio"]) <= goal) if goal else "-"))
+        for sink, reason in (v.get("skipped_sinks") or {}).items():
+            rows.append((f"verify into {sink_name(sink)}", "measured", "skipped", reason, "-"))
     if not rows:
         return []
     met = sum(row[4] == "**met**" for row in rows)
     missed = sum(row[4] == "**missed**" for row in rows)
-    out = ["## Targets (issue 10, and issue 11's per-sink drain)", "",
+    out = ["## Targets (issue 10, issue 11's per-sink drain, issue 14's verify)", "",
            f"{met} met, {missed} missed, {len(rows) - met - missed} not judged.", "",
            "| target | goal | measured (median, min to max) | anchor (same run) | |", "|---|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
@@ -494,3 +508,19 @@ def health(h: dict) -> list[str]:
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         print(render(json.load(f)))
+
+
+def verify(v: dict) -> list[str]:
+    out = ["## 7. Verify", "",
+           f"`verify` (wlsync_verify.verify, called by the benchmark's own process) of an equal table `bench_verify "
+           f"(id bigint primary key, title text, n numeric, at timestamptz)` of {num(v['rows'])} rows, WL filled "
+           "by a backfill drained by one driver. Both sides compute one checksum of the whole table in their own "
+           "engine at the same time (MDB `wlsync.range_checksums`; PostgreSQL WL the same SQL with "
+           "`hashtextextended`, SQLite with md5 through a Python function): equal tables need nothing more. "
+           "Anchor: `COPY (SELECT * FROM bench_verify) TO STDOUT`, every block read by the same process, "
+           "measured in the same round; the ratio is computed within the round.", "",
+           "| WL | verify s | COPY s | verify / COPY |", "|---|---|---|---|"]
+    for e in v["results"]:
+        out.append(f"| {sink_name(e['sink'])} | {fig(e['verify_s'], 2)} | {fig(e['copy_s'], 2)} | "
+                   f"{fig(e['ratio'], 1, 'x')} |")
+    return out + [""]

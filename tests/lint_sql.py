@@ -58,6 +58,20 @@ SILENCED = {
     ("wlsync.read_rows(regclass,jsonb,integer)", 'OUT variable "row_data" is maybe unmodified'): DYNAMIC_OUT,
     ("wlsync.read_rows(regclass,jsonb,integer)", "text type variable is not sanitized"): SANITIZED,
     ("wlsync.backfill(regclass,bigint)", "text type variable is not sanitized"): SANITIZED,
+    # verify's checksums and listings (RETURN QUERY EXECUTE of wlsync's own builders).
+    ("wlsync.range_checksums(regclass,text,integer,integer,bigint[])", 'OUT variable "bucket" is maybe unmodified'):
+        DYNAMIC_OUT,
+    ("wlsync.range_checksums(regclass,text,integer,integer,bigint[])",
+     'OUT variable "row_count" is maybe unmodified'): DYNAMIC_OUT,
+    ("wlsync.range_checksums(regclass,text,integer,integer,bigint[])",
+     'OUT variable "checksum" is maybe unmodified'): DYNAMIC_OUT,
+    ("wlsync.range_checksums(regclass,text,integer,integer,bigint[])", "text type variable is not sanitized"):
+        SANITIZED,
+    ("wlsync.range_rows(regclass,text,integer,bigint[])", 'OUT variable "bucket" is maybe unmodified'): DYNAMIC_OUT,
+    ("wlsync.range_rows(regclass,text,integer,bigint[])", 'OUT variable "pk" is maybe unmodified'): DYNAMIC_OUT,
+    ("wlsync.range_rows(regclass,text,integer,bigint[])", 'OUT variable "row_hash" is maybe unmodified'): DYNAMIC_OUT,
+    ("wlsync.range_rows(regclass,text,integer,bigint[])", "text type variable is not sanitized"): SANITIZED,
+    ("wlsync.verify_hash(text,text)", "text type variable is not sanitized"): SANITIZED,
 }
 
 

@@ -51,6 +51,9 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
         assert health["peak_rss_mb"]["median"] > 1
     writer = results["health"]["results"][1]["writer"]
     assert writer["statements"]["median"] > 0 and writer["lock_samples"] > 0 and not writer["errors"]
+    assert {(v["sink"], v["ratio"]["median"] > 0) for v in results["verify"]["results"]} == {("sqlite", True),
+                                                                                           ("postgresql", True)}
     report = (tmp_path / "RESULTS.md").read_text()
     assert "smoke mode" in report and "## Targets (issue 10" in report and "## 5. Queue health" in report
+    assert "## 7. Verify" in report
     assert (ROOT / "bench" / "RESULTS.md").read_bytes() == results_md

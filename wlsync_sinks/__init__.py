@@ -23,12 +23,16 @@ schema in the name (``app.cast`` becomes the table ``"app.cast"``).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+import math
 import operator
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -118,6 +122,9 @@ def tables_from_rows(rows: Iterable[tuple]) -> dict[tuple[str, str], Table]:
 class Sink:
     """What the driver needs from WL. Subclass it and implement the five methods
     ``ensure_tables``, ``apply``, ``max_version``, ``rows_by_key`` and ``keys``.
+    verify's checksums (``checksum_schemes``, ``verify_hash``, ``range_checksums``,
+    ``range_rows``) work through ``keys`` and ``rows_by_key`` unless a sink
+    computes them in its own engine.
 
     Construction: ``cls(url)`` with the --target URL, as given. Connect lazily
     (the ``connection`` property calls ``open`` on first use): the constructor
@@ -188,6 +195,69 @@ class Sink:
         key that changes during the listing may be missed. A table ensure_tables
         never saw has none."""
         raise NotImplementedError
+
+    # -- verify's checksums: Python over keys and rows_by_key, unless overridden -----------
+    # A row's hash is the 64-bit hash (a scheme of checksum_schemes) of its record
+    # text: ``record_text`` of its values in ``table.columns`` order, as PostgreSQL
+    # text. Its bucket at b bits is the top b bits of the hash of its key's record
+    # text (``bucket_of``). See wlsync_verify and MDB's wlsync.range_checksums.
+
+    #: Hash schemes this sink computes verify's checksums in, preferred first:
+    #: ``md5`` (any store) or ``hashtextextended`` (PostgreSQL's own, cheaper).
+    checksum_schemes: tuple[str, ...] = ("md5",)
+
+    def verify_hash(self, scheme: str, text: str) -> int:
+        """The scheme's 64-bit hash of ``text`` as this sink computes it: verify
+        uses a scheme only when MDB's ``wlsync.verify_hash`` agrees."""
+        return md5_hash(text)
+
+    def range_checksums(self, table: Table, scheme: str, bits: int, parent_bits: int = 0,
+                        parents: list[int] | None = None) -> dict[int, tuple[int, int]]:
+        """For verify: {bucket: (rows, sum of row hashes)} of every non-empty bucket
+        at ``bits`` bits (0: the whole table is bucket 0), counting only the rows
+        whose bucket at ``parent_bits`` is in ``parents`` when given. As MDB's
+        ``wlsync.range_checksums``; a table ensure_tables never saw has none."""
+        wanted = None if parents is None else set(parents)
+        sums: dict[int, tuple[int, int]] = {}
+        for key_hash, _pk, row in self._verify_scan(table, bits or wanted is not None):
+            if wanted is not None and bucket_of(key_hash, parent_bits) not in wanted:
+                continue
+            bucket = bucket_of(key_hash, bits)
+            count, total = sums.get(bucket, (0, 0))
+            sums[bucket] = (count + 1, total + row_hash(table, row))
+        return sums
+
+    def range_rows(self, table: Table, scheme: str, bits: int, buckets: list[int]
+                   ) -> Iterator[tuple[int, dict, int]]:
+        """For verify: (bucket, pk, row hash) of every row in ``buckets`` (at
+        ``bits`` bits), in bucket order. This version reads WL once per
+        VERIFY_PASS_ROWS rows listed, holding no more than that."""
+        remaining = sorted(set(buckets))
+        while remaining:
+            wanted = set(remaining)
+            held: dict[int, list[tuple[dict, int]]] = {}
+            count, cutoff = 0, None  # past the budget: only buckets up to cutoff are held
+            for key_hash, pk, row in self._verify_scan(table, True):
+                bucket = bucket_of(key_hash, bits)
+                if bucket not in wanted or (cutoff is not None and bucket > cutoff):
+                    continue
+                held.setdefault(bucket, []).append((pk, row_hash(table, row)))
+                count += 1
+                while count > VERIFY_PASS_ROWS and len(held) > 1:
+                    last = max(held)
+                    count -= len(held.pop(last))
+                    cutoff = last - 1
+            for bucket in sorted(held):
+                for pk, hashed in held[bucket]:
+                    yield bucket, pk, hashed
+            remaining = [] if cutoff is None else [b for b in remaining if b > cutoff]
+
+    def _verify_scan(self, table: Table, with_key_hash: bool) -> Iterator[tuple[int, dict, dict]]:
+        """(key hash or 0, pk, row) of every row WL holds for ``table``."""
+        for keys in self.keys(table, VERIFY_READ_CHUNK):
+            for pk, row in zip(keys, self.rows_by_key(table, keys), strict=True):
+                if row is not None:  # deleted since it was listed
+                    yield key_hash(table, pk) if with_key_hash else 0, pk, row
 
     # -- connection handling, shared -----------------------------------------------------
 
@@ -425,3 +495,95 @@ def same_value(column: Column, mdb_text: str | None, wl_text: str | None) -> boo
         a, b = float(mdb_text), float(wl_text)
         return a == b or (a != a and b != b)
     return mdb_text == wl_text
+
+
+# -- verify: hashes and buckets ----------------------------------------------------------------
+# What MDB's wlsync.range_checksums computes in SQL (wlsync._verify_row_hash_sql,
+# wlsync._verify_bucket_sql), for sinks that compute it in Python.
+
+VERIFY_READ_CHUNK = 5000      # keys per rows_by_key while hashing
+VERIFY_PASS_ROWS = 100_000    # rows the default range_rows holds at a time
+
+# record_out quotes a value holding any of these (isspace() of the C locale).
+RECORD_QUOTING = re.compile(r'[\\"(),\t\n\v\f\r ]')
+
+
+def record_text(values: Iterable[str | None]) -> str:
+    """Values (PostgreSQL text or None) spelled as PostgreSQL's ROW(...)::text:
+    NULL as nothing, "" for an empty string, quotes around a value holding
+    \\, ", (, ), a comma or white space, with " and \\ doubled inside."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("")
+        elif value and not RECORD_QUOTING.search(value):
+            parts.append(value)
+        else:
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '""') + '"')
+    return "(" + ",".join(parts) + ")"
+
+
+def md5_hash(text: str) -> int:
+    """The 'md5' scheme: the first 8 bytes of the UTF-8 text's MD5 as a signed big-endian integer."""
+    return int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "big", signed=True)
+
+
+def bucket_of(hashed: int, bits: int) -> int:
+    """The top ``bits`` bits of a signed 64-bit hash, as an unsigned number (0 for 0 bits)."""
+    return (hashed >> (64 - bits)) & ((1 << bits) - 1) if bits else 0
+
+
+def key_hash(table: Table, pk: dict) -> int:
+    return md5_hash(record_text(pk[c.name] for c in table.pk))
+
+
+def row_hash(table: Table, row: dict) -> int:
+    return md5_hash(record_text(row.get(c.name) for c in table.columns))
+
+
+EXACT_INTEGERS = 2.0 ** 53  # doubles from here on are integers, and Python's repr may differ from PostgreSQL's
+
+
+def pg_float_text(value: float, single: bool = False) -> str:
+    """A double as PostgreSQL prints it (float8out, or float4out with ``single``, with
+    extra_float_digits > 0): the shortest digits that read back as the same value,
+    fixed notation for decimal exponents from -4 up to 14 (5 for float4), else
+    scientific with at least two exponent digits. PostgreSQL's Ryu excludes the
+    ends of the rounding interval, which only integers past 2^53 can hit: there
+    the shortest digits strictly inside are searched. (A float4 arrives here as the
+    double read from its PostgreSQL text, whose digits repr gives back.)"""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    magnitude = abs(value)
+    if magnitude < (1e6 if single else 1e15):
+        # Python's notation, but for the ".0" it gives integers (its fixed
+        # notation starts and ends later, but not below these).
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    if magnitude < EXACT_INTEGERS or single:
+        text = repr(magnitude)
+    else:
+        exact = int(magnitude)
+        low = exact + int(math.nextafter(magnitude, 0.0))        # twice the lower end of the interval
+        high = exact + int(math.nextafter(magnitude, math.inf))  # twice the upper end
+        for length in range(1, 18):
+            text = f"{magnitude:.{length - 1}e}"
+            if low < 2 * int(Decimal(text)) < high:
+                break
+    _, digit_tuple, exponent = Decimal(text).as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    significant = digits.rstrip("0")
+    exponent += len(digits) - len(significant)
+    point = exponent + len(significant) - 1  # the decimal exponent in scientific notation
+    sign = "-" if value < 0 else ""
+    if -4 <= point < (6 if single else 15):
+        if point < 0:
+            return sign + "0." + "0" * (-point - 1) + significant
+        whole, fraction = significant[:point + 1].ljust(point + 1, "0"), significant[point + 1:]
+        return sign + whole + ("." + fraction if fraction else "")
+    mantissa = significant[0] + ("." + significant[1:] if len(significant) > 1 else "")
+    return f"{sign}{mantissa}e{'+' if point >= 0 else '-'}{abs(point):02d}"

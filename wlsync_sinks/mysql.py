@@ -372,6 +372,46 @@ class MySQLSink(Sink):
                     found[tuple(row[n] for n in key_names)] = row
         return [found.get(tuple(pk[n] for n in key_names)) for pk in pks]
 
+    # -- verify: MariaDB renders each row's record text, hashes and sums
+
+    def range_checksums(self, table, scheme, bits, parent_bits=0, parents=None):
+        if parents is not None and not parents:
+            return {}
+        where = ("" if parents is None else
+                 f" WHERE {bucket_sql(table, parent_bits)} IN ({','.join(map(str, map(int, parents)))})")
+        with self.guard("computing checksums"), self.connection.cursor() as cursor:
+            if not self._exists(cursor, table.wl_name):
+                return {}
+            # The unsigned hash read as signed (two's complement), summed exactly as DECIMAL.
+            cursor.execute(f"SELECT {bucket_sql(table, bits)} AS b, COUNT(*), "
+                           f"SUM(CAST({md5_sql(record_sql(list(table.columns)))} AS SIGNED)) "
+                           f"FROM {quote(table.wl_name)} AS t{where} GROUP BY 1")
+            return {int(bucket): (int(count), int(total)) for bucket, count, total in cursor.fetchall()}
+
+    def range_rows(self, table, scheme, bits, buckets):
+        """Streamed (unbuffered) on a connection of its own: verify reads WL's rows
+        (rows_by_key) on the sink's connection meanwhile."""
+        if not buckets:
+            return
+        decoders = [decoder(c) for c in table.pk]
+        query = (f"SELECT {bucket_sql(table, bits)} AS b, CAST({md5_sql(record_sql(list(table.columns)))} AS SIGNED), "
+                 f"{', '.join(f't.{quote(c.name)}' for c in table.pk)} FROM {quote(table.wl_name)} AS t "
+                 f"WHERE {bucket_sql(table, bits)} IN ({','.join(map(str, map(int, buckets)))}) ORDER BY 1")
+        with self.guard("listing rows by bucket"):
+            with self.connection.cursor() as cursor:
+                if not self._exists(cursor, table.wl_name):
+                    return
+            conn = self.open()
+            try:
+                with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+                    cursor.execute(query)
+                    while batch := cursor.fetchmany(1000):
+                        for bucket, hashed, *values in batch:
+                            pk = {c.name: decode(v) for c, decode, v in zip(table.pk, decoders, values, strict=True)}
+                            yield int(bucket), pk, int(hashed)
+            finally:
+                conn.close()
+
     def keys(self, table, chunk):
         """Keyset pages in key order: nothing stays open between pages."""
         columns = [quote(c.name) for c in table.pk]
@@ -398,6 +438,39 @@ class MySQLSink(Sink):
             yield [{column: decode(value) for (column, decode), value in zip(decoders, row, strict=True)}
                    for row in page]
             after = page[-1]
+
+
+# record_out quotes a value holding any of these (wlsync_sinks.RECORD_QUOTING), as a
+# PCRE class in an SQL string literal.
+QUOTED_REGEXP = r"""'[\\\\"(),\\t\\n\\x0b\\f\\r ]'"""
+
+
+def record_sql(columns: list[Column]) -> str:
+    """SQL text of the record text (wlsync_sinks.record_text) of these columns of a
+    row (alias t), rendered from what MariaDB stores as PostgreSQL prints it."""
+    parts = []
+    for column in columns:
+        value = f"t.{quote(column.name)}"
+        kind = column.base_type
+        if kind == "bool":
+            parts.append(f"IF({value} IS NULL, '', IF({value}, 't', 'f'))")
+        elif kind in KEY_WIDTHS:
+            parts.append(f"IFNULL(CAST({value} AS CHAR), '')")
+        else:
+            text = f"CONCAT('\\\\x', LOWER(HEX({value})))" if kind == "bytea" else value
+            parts.append(f"IF({value} IS NULL, '', IF(CHAR_LENGTH({text}) = 0 OR {text} REGEXP {QUOTED_REGEXP}, "
+                         f"""CONCAT('"', REPLACE(REPLACE({text}, '\\\\', '\\\\\\\\'), '"', '""'), '"'), {text}))""")
+    return "CONCAT('(', " + ", ',', ".join(parts) + ", ')')"
+
+
+def md5_sql(text: str) -> str:
+    """The first 8 bytes of the text's MD5 as an unsigned BIGINT."""
+    return f"CAST(CONV(LEFT(MD5({text}), 16), 16, 10) AS UNSIGNED)"
+
+
+def bucket_sql(table: Table, bits: int) -> str:
+    """A row's bucket at ``bits`` bits (wlsync_sinks.bucket_of): MariaDB shifts unsigned."""
+    return f"({md5_sql(record_sql(table.pk))} >> {64 - bits})" if bits else "0"
 
 
 def column_types(table: Table) -> dict[str, str]:

@@ -9,7 +9,7 @@ from psycopg import sql
 
 from wlsync_db import describe, one_line
 from wlsync_sinks import (PRUNE_EVERY, REJECTING_SQLSTATE_CLASSES, VERSION_RETENTION, VERSIONS, Column, Sink,
-                          Table, TargetError, check_deadline, group_by_table, key_text, redact, seconds_left)
+                          SinkError, Table, TargetError, check_deadline, group_by_table, key_text, redact, seconds_left)
 
 
 def dumps(value) -> str:
@@ -181,6 +181,43 @@ class PostgresSink(Sink):
             self.connection.execute(RENDER_SETTINGS)
             return [row[0] for row in self.connection.execute(query, [json.dumps(pks)])]
 
+    # -- verify: the same SQL as MDB's wlsync.range_checksums and range_rows, over WL
+
+    checksum_schemes = ("hashtextextended", "md5")
+
+    def verify_hash(self, scheme, text):
+        with self.guard("hashing"), self.connection.transaction():
+            return self.connection.execute(sql.SQL("SELECT {}").format(hash_sql(scheme, sql.Literal(text)))
+                                           ).fetchone()[0]
+
+    def range_checksums(self, table, scheme, bits, parent_bits=0, parents=None):
+        query = sql.SQL("SELECT {}, count(*), sum({}) FROM {} AS t WHERE %(parents)s::int8[] IS NULL "
+                        "OR {} = ANY(%(parents)s) GROUP BY 1").format(
+            bucket_sql(table, scheme, bits), hash_sql(scheme, row_text(list(table.columns))),
+            sql.Identifier(table.wl_name), bucket_sql(table, scheme, parent_bits))
+        with self.guard("computing checksums"), self.connection.transaction():
+            if not self._exists(table.wl_name):
+                return {}
+            self.connection.execute(RENDER_SETTINGS)
+            return {bucket: (count, int(total)) for bucket, count, total in
+                    self.connection.execute(query, {"parents": parents})}
+
+    def range_rows(self, table, scheme, bits, buckets):
+        names = [c.name for c in table.pk]
+        query = sql.SQL("SELECT {0}, {1}, {2} FROM {3} AS t WHERE {0} = ANY(%s) ORDER BY 1").format(
+            bucket_sql(table, scheme, bits), hash_sql(scheme, row_text(list(table.columns))),
+            sql.SQL(", ").join(output_text(sql.SQL("t.{}").format(sql.Identifier(n))) for n in names),
+            sql.Identifier(table.wl_name))
+        with self.guard("listing rows by bucket"), self.connection.transaction():
+            if not self._exists(table.wl_name):
+                return
+            self.connection.execute(RENDER_SETTINGS)
+            with self.connection.cursor(name="wlsync_verify_rows") as cursor:
+                cursor.execute(query, [list(buckets)])
+                while batch := cursor.fetchmany(1000):
+                    for bucket, hashed, *values in batch:
+                        yield bucket, dict(zip(names, values, strict=True)), hashed
+
     def keys(self, table, chunk):
         names = [c.name for c in table.pk]
         with self.guard("listing keys"), self.connection.transaction():
@@ -193,6 +230,29 @@ class PostgresSink(Sink):
                     sql.Identifier(table.wl_name)))
                 while batch := cursor.fetchmany(chunk):
                     yield [dict(zip(names, row, strict=True)) for row in batch]
+
+
+def hash_sql(scheme: str, text: sql.Composable) -> sql.Composable:
+    """The 64-bit hash of a text in a verify scheme, as MDB's wlsync._verify_hash_sql."""
+    if scheme == "md5":
+        return sql.SQL("('x' || left(md5({}), 16))::bit(64)::int8").format(text)
+    if scheme == "hashtextextended":
+        return sql.SQL("hashtextextended({}, 0)").format(text)
+    raise SinkError(f"unknown verify hash scheme {scheme!r}")
+
+
+def row_text(columns: list[Column]) -> sql.Composable:
+    """ROW(t.c1, t.c2, ...)::text: the record text of these columns (wlsync_sinks.record_text)."""
+    return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c.name))
+                                                            for c in columns))
+
+
+def bucket_sql(table: Table, scheme: str, bits: int) -> sql.Composable:
+    """A row's bucket at ``bits`` bits, as MDB's wlsync._verify_bucket_sql."""
+    if bits == 0:
+        return sql.SQL("0::int8")
+    return sql.SQL("(({} >> {}) & {}::int8)").format(hash_sql(scheme, row_text(table.pk)), sql.Literal(64 - bits),
+                                                   sql.Literal((1 << bits) - 1))
 
 
 def output_text(value: sql.Composable) -> sql.Composable:

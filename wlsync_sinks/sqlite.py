@@ -8,9 +8,11 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Callable
 
 from wlsync_sinks import (FLOAT_TYPES, PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, Table, TargetError,
-                          check_deadline, converter, is_newer, newest_per_key, row_reader, seconds_left, to_text)
+                          check_deadline, converter, is_newer, md5_hash,
+                          newest_per_key, pg_float_text, row_reader, seconds_left, to_text)
 
 PREFIX = "sqlite:///"
 
@@ -39,12 +41,73 @@ def to_sqlite(column: Column, text: str | None):
     return text if text is None or convert is None else convert(text)
 
 
+def pg_text(column: Column) -> Callable[[object], str | None]:
+    """A stored value back to PostgreSQL's text, exactly: floats as PostgreSQL
+    prints them (to_text leaves them to Python)."""
+    if column.base_type in FLOAT_TYPES:
+        single = column.base_type == "float4"
+        return lambda value: value if value is None or isinstance(value, str) else pg_float_text(value, single)
+    return lambda value: to_text(column, value)
+
+
+# record_out quotes a value holding any of these (wlsync_sinks.RECORD_QUOTING).
+QUOTED_GLOB = "'*[\\\"(),\t\n\v\f\r ]*'"
+# Types whose text is never empty and never holds one of those: not checked.
+NEVER_QUOTED = frozenset({"numeric", "uuid"})
+
+
+def record_sql(columns: list[Column], value_of: Callable[[Column], str]) -> str:
+    """SQL text of the record text of these columns (wlsync_sinks.record_text) from
+    the values SQLite stores, rendered as PostgreSQL prints them: integers and
+    booleans in SQL; floats through the function wlsync_float8 (or wlsync_float4),
+    which _hash_functions registers; bytea and text quoted as record_out does."""
+    parts = []
+    for column in columns:
+        value = value_of(column)
+        kind = column.base_type
+        if kind in FLOAT_TYPES:
+            parts.append(f"coalesce(wlsync_{kind}({value}), '')")
+        elif kind == "bool":
+            parts.append(f"CASE WHEN {value} IS NULL THEN '' WHEN {value} THEN 't' ELSE 'f' END")
+        elif SQLITE_TYPES.get(kind) == "INTEGER":
+            parts.append(f"coalesce(CAST({value} AS TEXT), '')")
+        elif kind in NEVER_QUOTED:
+            parts.append(f"coalesce({value}, '')")
+        else:
+            text = f"('\\x' || lower(hex({value})))" if kind == "bytea" else value
+            # Only a value holding a backslash or " needs the replace()s (the costly part).
+            escaped = (f"""CASE WHEN instr({text}, '"') OR instr({text}, '\\') """
+                       f"""THEN replace(replace({text}, '\\', '\\\\'), '"', '""') ELSE {text} END""")
+            parts.append(f"CASE WHEN {value} IS NULL THEN '' WHEN {text} = '' OR {text} GLOB {QUOTED_GLOB} "
+                         f"""THEN '"' || {escaped} || '"' ELSE {text} END""")
+    return "'(' || " + " || ',' || ".join(parts) + " || ')'"
+
+
+def bucket_sql(hashed: str, bits: int) -> str:
+    """The top ``bits`` bits of a 64-bit hash (wlsync_sinks.bucket_of), in SQLite."""
+    return f"(({hashed} >> {64 - bits}) & {(1 << bits) - 1})" if bits else "0"
+
+
 def quote_sqlite(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def sqlite_type(column: Column) -> str:
     return SQLITE_TYPES.get(column.base_type, "TEXT")
+
+
+class Md5Sum:
+    """The aggregate wlsync_md5_sum(text): the exact sum of the texts' md5 hashes
+    (wlsync_sinks.md5_hash), as text: SQLite's integers stop at 2^63."""
+
+    def __init__(self):
+        self.total = 0
+
+    def step(self, text: str) -> None:
+        self.total += md5_hash(text)
+
+    def finalize(self) -> str:
+        return str(self.total)
 
 
 class SQLiteSink(Sink):
@@ -181,6 +244,63 @@ class SQLiteSink(Sink):
                 result.append(None if row is None
                               else {c.name: to_text(c, v) for c, v in zip(table.columns, row, strict=True)})
             return result
+
+    # -- verify: SQLite scans, renders each row's record text and sums; it has no hash
+    # function, so the md5 of each record text is a Python function SQLite calls.
+
+    def _hash_functions(self) -> None:
+        db = self.connection
+        db.create_function("wlsync_md5", 1, md5_hash, deterministic=True)
+        db.create_aggregate("wlsync_md5_sum", 1, Md5Sum)
+        db.create_function("wlsync_float8", 1, pg_text(Column("", "", "float8", True, None)), deterministic=True)
+        db.create_function("wlsync_float4", 1, pg_text(Column("", "", "float4", True, None)), deterministic=True)
+
+    @staticmethod
+    def _hashed_rows_sql(table: Table, key_hashed: bool, filter_bits: int | None) -> str:
+        """Every row as (k: its key's hash, or 0 unless ``key_hashed``; c0, c1...:
+        its columns), only those whose bucket at ``filter_bits`` is in the JSON
+        array parameter when that is not None. The columns get names of ours, which
+        no user column can shadow; LIMIT -1 OFFSET 0 keeps SQLite from computing
+        the key hash twice."""
+        columns = ", ".join(f"t.{quote_sqlite(c.name)} AS c{i}" for i, c in enumerate(table.columns))
+        where = (f" WHERE {bucket_sql('k', filter_bits)} IN (SELECT value FROM json_each(?))"
+                 if filter_bits is not None else "")
+        if not key_hashed:
+            return f"SELECT 0 AS k, {columns} FROM {quote_sqlite(table.wl_name)} AS t{where}"
+        key_hash = f"wlsync_md5({record_sql(table.pk, lambda c: f't.{quote_sqlite(c.name)}')})"
+        return (f"SELECT * FROM (SELECT {key_hash} AS k, {columns} "
+                f"FROM {quote_sqlite(table.wl_name)} AS t LIMIT -1 OFFSET 0){where}")
+
+    @staticmethod
+    def _row_text_sql(table: Table) -> str:
+        """The record text of a row of _hashed_rows_sql (alias h), as wlsync_sinks.row_hash hashes it."""
+        return record_sql(list(table.columns), lambda c: f"h.c{table.columns.index(c)}")
+
+    def range_checksums(self, table, scheme, bits, parent_bits=0, parents=None):
+        rows = self._hashed_rows_sql(table, bits > 0 or parents is not None,
+                                     parent_bits if parents is not None else None)
+        query = (f"SELECT {bucket_sql('h.k', bits)} AS b, count(*), wlsync_md5_sum({self._row_text_sql(table)}) "
+                 f"FROM ({rows}) AS h GROUP BY b")
+        with self.guard("computing checksums"):
+            if not self._exists(table):
+                return {}
+            self._hash_functions()
+            return {bucket: (count, int(total)) for bucket, count, total in self.connection.execute(
+                query, [] if parents is None else [json.dumps(list(parents))])}
+
+    def range_rows(self, table, scheme, bits, buckets):
+        texts = [pg_text(c) for c in table.pk]
+        query = (f"SELECT {bucket_sql('h.k', bits)} AS b, wlsync_md5({self._row_text_sql(table)}), "
+                 f"{', '.join(f'h.c{table.columns.index(c)}' for c in table.pk)} "
+                 f"FROM ({self._hashed_rows_sql(table, True, bits)}) AS h ORDER BY b")
+        with self.guard("listing rows by bucket"):
+            if not self._exists(table):
+                return
+            self._hash_functions()
+            cursor = self.connection.execute(query, [json.dumps(list(buckets))])
+            while batch := cursor.fetchmany(1000):
+                for bucket, hashed, *values in batch:
+                    yield bucket, {c.name: text(v) for c, text, v in zip(table.pk, texts, values, strict=True)}, hashed
 
     def keys(self, table, chunk):
         with self.guard("listing keys"):

@@ -11,8 +11,10 @@ AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync.read_rows(p_table, p_after, p_limit)
 --   One page of a tracked table in primary-key order, rendered like
---   wlsync.current_rows: verify walks a table with it (keyset pagination,
---   each page an index range scan, so memory and time per page stay bounded).
+--   wlsync.current_rows: a table as WL should hold it, read page by page
+--   (keyset pagination, each page an index range scan, so memory and time per
+--   page stay bounded). verify compares checksums instead
+--   (wlsync.range_checksums).
 -- Parameters: p_table  a tracked table
 --             p_after  the pk of the last row of the previous page (as
 --                      returned), or NULL for the first page
@@ -48,4 +50,4 @@ END
 $function$;
 
 COMMENT ON FUNCTION wlsync.read_rows(regclass, jsonb, integer) IS
-    'One page of a tracked table in primary-key order (all values as text), for verify';
+    'One page of a tracked table in primary-key order (all values as text), as WL should hold it';

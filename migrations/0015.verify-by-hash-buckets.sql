@@ -1,0 +1,7 @@
+-- verify compares checksums per bucket of the keys' hashes, computed in MDB
+-- and in WL, instead of reading every row through Python. Records the new
+-- functions: range_checksums, range_rows, verify_hash (driver and admin
+-- roles may call them) and the internal _verify_hash_sql,
+-- _verify_bucket_sql, _verify_row_hash_sql; read_rows' header no longer
+-- says verify uses it. No table changes.
+-- depends: 0012.queue-v2
