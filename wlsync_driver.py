@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             return backfill(dsn, args.table, args.chunk)
         sink = open_sink(args.target, args.sink_class)
         if args.command == "verify":
-            code = wlsync_verify.verify(dsn, sink, args.repair)
+            code = wlsync_verify.verify(dsn, sink, args.repair, show_progress=True)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
             return code
         metrics = DriverMetrics(args.sink_class or urlsplit(args.target).scheme,

@@ -63,26 +63,35 @@ EMPTY = (0, 0)  # the checksum of a bucket with no rows
 ProgressCallback = Callable[[str, int, int], None]  # (table, rows checked so far, rows in all)
 
 
-def verify(dsn: str, sink: Sink, repair: bool = False) -> int:
+def verify(dsn: str, sink: Sink, repair: bool = False, progress: ProgressCallback | None = None,
+           show_progress: bool = False) -> int:
     """Compare every tracked table; print each differing key. With repair, every
     differing key is re-enqueued, so the next drain rewrites it in WL. Returns
-    the exit code: 0 when WL equals MDB, 1 otherwise. Progress (a bar on a
-    terminal, lines otherwise) counts rows checked against MDB's row estimates."""
+    the exit code: 0 when WL equals MDB, 1 otherwise. ``progress`` is called after
+    each bucket comparison; ``show_progress`` (the CLI) also shows a bar on a
+    terminal or periodic lines otherwise, and a per-table summary before the result."""
     with connect(dsn, autocommit=True) as conn, connect(dsn, autocommit=True) as scan:
         check_schema(conn, dsn)
-        estimate = conn.execute("SELECT sum(table_rows_estimate)::bigint FROM wlsync.metrics()").fetchone()[0]
-        with Progress("verify", unit="rows", verb="checked", total=estimate) as bar:
-            reported: dict[str, int] = {}
+        bar = None
+        if show_progress:
+            estimate = conn.execute("SELECT sum(table_rows_estimate)::bigint FROM wlsync.metrics()").fetchone()[0]
+            bar = Progress("verify", unit="rows", verb="compared", total=estimate)
+        reported: dict[str, int] = {}
 
-            def progress(table: str, checked: int, _total: int) -> None:
+        def on_progress(table: str, checked: int, total: int) -> None:
+            if bar is not None:
                 bar.advance(table, checked - reported.get(table, 0))
                 reported[table] = checked
+            if progress is not None:
+                progress(table, checked, total)
 
-            verifier = Verifier(conn, scan, sink, repair, progress)
-            try:
-                verifier.run()
-            finally:
-                verifier.close()
+        verifier = Verifier(conn, scan, sink, repair, on_progress)
+        try:
+            verifier.run()
+        finally:
+            verifier.close()
+            if bar is not None:
+                bar.close()
     differences = verifier.differences
     print(f"verify: {differences} difference(s)" if differences else "verify: WL == MDB")
     if repair and differences:
