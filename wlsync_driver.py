@@ -232,9 +232,9 @@ class Driver:
         finally:
             if ahead is not None:  # failing: the batch claimed ahead goes back to the queue
                 try:
-                    ahead.result().conn.execute("ROLLBACK")
-                except (psycopg.Error, SinkError):
-                    pass  # its connection is closed next; MDB rolls back what it held
+                    rollback(ahead.result().conn)
+                except psycopg.Error:
+                    pass  # its claim failed: claim() rolled it back, or MDB did
         return total
 
     def busy(self, synced: int) -> bool:
@@ -270,8 +270,7 @@ class Driver:
         try:
             rows = conn.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [self.batch]).fetchall()
         except BaseException:
-            if not conn.closed:
-                conn.execute("ROLLBACK")
+            rollback(conn)
             raise
         # WL must not commit once MDB may have ended the claim (its timeouts).
         return Claimed(conn, rows, started, started + self.claim_timeout - 1.0)
@@ -288,11 +287,7 @@ class Driver:
             for row, error in rejected:
                 self.hold_back(conn, row, error)
         except BaseException:
-            if not conn.closed:
-                try:
-                    conn.execute("ROLLBACK")
-                except psycopg.Error:
-                    pass  # the connection is being replaced: MDB ends the claim itself
+            rollback(conn)
             raise
         conn.execute("COMMIT")
         self.backoff.reset()
@@ -367,6 +362,17 @@ class Driver:
             # Consumes the notifications; raises OperationalError if the connection died.
             return bool(list(self.listener.notifies(timeout=0)))
         return False
+
+
+def rollback(conn: psycopg.Connection) -> None:
+    """End a claim's transaction, leaving its events queued. On a broken
+    connection there is nothing to do: MDB rolls back what the session held."""
+    if conn.closed:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
 
 
 # -- status and backfill ------------------------------------------------------------------
