@@ -455,9 +455,11 @@ def _bytea_from_text(text: str) -> bytes:
     return bytes.fromhex(text[2:])
 
 
-def from_text(column: Column, text: str | None):
-    """PostgreSQL's text form to a Python value: int, bool, float, bytes; else the text."""
-    convert = converter(column)
+def from_text(column: Column, text: str | None,
+              choose: Callable[[Column], Callable[[str], Any] | None] = converter):
+    """PostgreSQL's text form to a Python value: int, bool, float, bytes; else the
+    text (``choose``: a store's own converters, as for ``row_reader``)."""
+    convert = choose(column)
     return text if text is None or convert is None else convert(text)
 
 

@@ -9,7 +9,7 @@ from psycopg import sql
 
 from wlsync_db import describe, one_line
 from wlsync_sinks import (PRUNE_EVERY, REJECTING_SQLSTATE_CLASSES, VERSION_RETENTION, VERSIONS, Column, Sink,
-                          SinkError, Table, TargetError, check_deadline, group_by_table, key_text, redact, seconds_left)
+                          SinkError, Table, TargetError, check_deadline, key_text, newest_per_key, redact, seconds_left)
 
 
 def dumps(value) -> str:
@@ -82,9 +82,9 @@ class PostgresSink(Sink):
                 # Wait for WL's locks and statements no longer than the batch may live.
                 conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
                     sql.Literal(max(1, int(seconds_left(deadline) * 1000)))))
-                for (schema, name), group in group_by_table(rows).items():
+                for (schema, name), keyed in newest_per_key(rows).items():
                     table = self.tables[(schema, name)]
-                    batch = [{"pk": r["pk"], "v": r["version"], "row": r["row_data"]} for r in group]
+                    batch = {key: {"pk": r["pk"], "v": r["version"], "row": r["row_data"]} for key, r in keyed.items()}
                     # Two statements: the fence, then the writes of the keys it let
                     # through. Each key's registry row stays locked until commit, so
                     # another batch of the key has committed before the fence went
@@ -92,11 +92,11 @@ class PostgresSink(Sink):
                     # starts after the fence and sees that batch's row. (In one
                     # statement, a DELETE would share the fence's snapshot and miss a
                     # row committed while the fence waited: the row would stay.)
-                    fresh = {key_text(pk) for (pk,) in conn.execute(
-                        self._fence_sql(), [table.wl_name, dumps(batch)]).fetchall()}
-                    batch = [b for b in batch if key_text(b["pk"]) in fresh]
-                    if batch:
-                        conn.execute(self._write_sql(table), [dumps(batch)])
+                    # (The fence locks the registry rows in key order: its ORDER BY.)
+                    fresh = [batch[key_text(pk)] for (pk,) in conn.execute(
+                        self._fence_sql(), [table.wl_name, dumps(list(batch.values()))]).fetchall()]
+                    if fresh:
+                        conn.execute(self._write_sql(table), [dumps(fresh)])
                 self.batches += 1
                 if self.batches % PRUNE_EVERY == 1:
                     conn.execute(sql.SQL("DELETE FROM {} WHERE deleted_at < now() - %s * interval '1 second'")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from wlsync_sinks import (FLOAT_TYPES, PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, Table, TargetError,
-                          check_deadline, converter, is_newer, md5_hash,
+                          check_deadline, converter, from_text, is_newer, md5_hash,
                           newest_per_key, pg_float_text, row_reader, seconds_left, to_text)
 
 PREFIX = "sqlite:///"
@@ -34,11 +34,6 @@ def sqlite_converter(column: Column):
 
 def _float_or_nan(text: str):
     return text if text == "NaN" else float(text)
-
-
-def to_sqlite(column: Column, text: str | None):
-    convert = sqlite_converter(column)
-    return text if text is None or convert is None else convert(text)
 
 
 def pg_text(column: Column) -> Callable[[object], str | None]:
@@ -240,7 +235,7 @@ class SQLiteSink(Sink):
             query = f"SELECT {cols} FROM {quote_sqlite(table.wl_name)} WHERE {where}"
             result = []
             for pk in pks:
-                row = self.connection.execute(query, [to_sqlite(c, pk[c.name]) for c in table.pk]).fetchone()
+                row = self.connection.execute(query, [from_text(c, pk[c.name], sqlite_converter) for c in table.pk]).fetchone()
                 result.append(None if row is None
                               else {c.name: to_text(c, v) for c, v in zip(table.columns, row, strict=True)})
             return result
