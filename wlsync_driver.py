@@ -1,7 +1,7 @@
 """wlsync driver: keeps WL's copy of MDB's tracked tables in sync.
 
     python wlsync_driver.py run    --source URL --target URL [--sink-class M:C] [--batch N] [--sweep-interval S] [--once]
-                                   [--metrics-port PORT [--metrics-host HOST]]
+                                   [--consistent] [--metrics-port PORT [--metrics-host HOST]]
     python wlsync_driver.py status --source URL [--json]
     python wlsync_driver.py verify --source URL --target URL [--sink-class M:C] [--repair]
     python wlsync_driver.py backfill --source URL [--table T ...] [--chunk N]
@@ -10,6 +10,8 @@
 One cycle: BEGIN on MDB; rows := wlsync.claim_sync_events(batch); write them to
 WL and commit WL; COMMIT MDB. Events vanish from MDB's queue only after WL has
 them; a crash in between redelivers them, and applying them again is harmless.
+With --consistent, one cycle is one MDB snapshot: every event it sees, claimed
+in chunks on a REPEATABLE READ transaction and written as one WL commit.
 The intelligence is in MDB's wlsync.* functions; this file only calls them.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ from psycopg.types.json import Jsonb, set_json_loads
 
 import wlsync_verify
 from wlsync_db import UserError, check_schema, connect, one_line, source_dsn
-from wlsync_metrics import DriverMetrics, summarize
+from wlsync_metrics import BatchSummary, DriverMetrics, summarize
 from wlsync_progress import Progress
 from wlsync_sinks import Sink, SinkError, TargetError, open_sink, tables_from_rows
 
@@ -52,6 +54,7 @@ BUSY_EVENTS_PER_S = 1000  # above this rate the wake-up is disarmed: NOTIFY woul
 POLL_INTERVAL = 0.05  # seconds between claims while the wake-up is not armed
 GATHER_INTERVAL = 0.1  # busy, with small batches: seconds to let events gather before the next claim
 ONCE_MAX_RETRIES = 5  # run --once gives up (exit 1) after this many failed attempts in a row
+STANDBY_INTERVAL = 2.0  # --consistent: seconds between attempts to take the drain lock another driver holds
 
 
 class Backoff:
@@ -80,8 +83,9 @@ class Claimed:
 
 class Driver:
     def __init__(self, dsn: str, sink: Sink, batch: int, sweep_interval: float, once: bool,
-                 claim_timeout: float, max_attempts: int, metrics: DriverMetrics | None = None):
-        self.dsn, self.sink, self.batch = dsn, sink, batch
+                 claim_timeout: float, max_attempts: int, metrics: DriverMetrics | None = None,
+                 consistent: bool = False):
+        self.dsn, self.sink, self.batch, self.consistent = dsn, sink, batch, consistent
         self.metrics = metrics or DriverMetrics()
         self.sweep_interval, self.once, self.claim_timeout = sweep_interval, once, claim_timeout
         self.max_attempts = max_attempts
@@ -97,6 +101,7 @@ class Driver:
         self.armed = False          # whether capture functions NOTIFY us (wlsync.arm_wakeup)
         self.rate_window = (time.monotonic(), 0)  # (start, events synced since) for BUSY_EVENTS_PER_S
         self.disarmed_at = -REARM_AFTER
+        self.waiting_for: str | None = None  # --consistent: why MDB says not to claim now, as last logged
         # Fault injection for the crash and ordering tests: sleep with the batch
         # claimed, before its WL write or between WL's commit and MDB's.
         self.pause_at = os.environ.get("WLSYNC_TEST_PAUSE_AT")
@@ -121,9 +126,28 @@ class Driver:
         # Fencing versions must stay above what WL has seen, even after MDB was
         # restored from a backup: WL would refuse every write as stale.
         self.claims.execute("SELECT wlsync.raise_claim_version(%s)", [self.sink.max_version()])
+        if self.consistent and not self.take_drain_lock():
+            return  # stopped while standing by
         self.listener = connect(self.dsn, autocommit=True, application_name="wlsync_driver_listen")
         self.listener.execute(f"LISTEN {CHANNEL}")
         self.metrics.connected()
+
+    def take_drain_lock(self) -> bool:
+        """--consistent: hold MDB's consistent drain lock on the claim connection
+        for as long as it lives (wlsync.lock_consistent_drain); while another
+        driver holds it, stand by. False when stopped before getting it."""
+        holder = None
+        while not self.stopping:
+            now = self.claims.execute("SELECT wlsync.lock_consistent_drain() AS holder").fetchone()["holder"]
+            if now is None:
+                if holder is not None:
+                    log.info("took over the consistent drain")
+                return True
+            if now != holder:
+                log.info("standing by: MDB's consistent drain is held by %s", now)
+            holder = now
+            self.wait_for(STANDBY_INTERVAL, listening=False)
+        return False
 
     def claim_connection(self) -> psycopg.Connection:
         conn = connect(self.dsn, autocommit=True, row_factory=dict_row, application_name="wlsync_driver")
@@ -154,7 +178,8 @@ class Driver:
             try:
                 if self.claims is None:
                     self.connect()
-                self.serve()
+                if not self.stopping:
+                    self.serve()
                 return 0
             except (psycopg.OperationalError, UserError) as exc:
                 problem = f"MDB unavailable ({exc if isinstance(exc, UserError) else one_line(exc)})"
@@ -197,6 +222,8 @@ class Driver:
         are two claims, as of two drivers: SKIP LOCKED keeps their events
         apart, and WL's fencing keeps a key from going back (README, "Per-key
         rule")."""
+        if self.consistent:
+            return self.drain_snapshots()
         total = 0
         ahead: Future | None = None
         free = self.claims  # the claim connection not busy with the batch claimed ahead
@@ -217,18 +244,7 @@ class Driver:
                 synced = self.sync_batch(batch)
                 free = batch.conn
                 total += synced
-                busy = self.busy(synced)
-                if self.armed and busy:
-                    # Notifications are useless now, and every notifying writer
-                    # takes NOTIFY's global lock at commit: writers would commit
-                    # one at a time. Poll instead for a while.
-                    self.listener.execute("SELECT wlsync.disarm_wakeup()")
-                    self.armed, self.disarmed_at = False, time.monotonic()
-                if ahead is None and busy and synced < self.batch // 10 and not self.once:
-                    # Many small claims cost MDB more per event than a few larger
-                    # ones: under load, let events gather a moment (not with
-                    # --once, which is to end as soon as the queue looks empty).
-                    self.wait_for(GATHER_INTERVAL, listening=False)
+                self.pace(synced, gather=ahead is None)
         finally:
             if ahead is not None:  # failing: the batch claimed ahead goes back to the queue
                 try:
@@ -236,6 +252,34 @@ class Driver:
                 except psycopg.Error:
                     pass  # its claim failed: claim() rolled it back, or MDB did
         return total
+
+    def drain_snapshots(self) -> int:
+        """--consistent: sync snapshot batches until one finds nothing to take."""
+        total = 0
+        while not self.stopping:
+            self.maintain(self.claims)
+            synced = self.sync_snapshot()
+            if not synced:
+                break
+            total += synced
+            self.pace(synced, gather=True)
+        return total
+
+    def pace(self, synced: int, gather: bool) -> None:
+        """After a batch: stop wake-ups while busy, and let events gather when
+        claims come back small under load."""
+        busy = self.busy(synced)
+        if self.armed and busy:
+            # Notifications are useless now, and every notifying writer
+            # takes NOTIFY's global lock at commit: writers would commit
+            # one at a time. Poll instead for a while.
+            self.listener.execute("SELECT wlsync.disarm_wakeup()")
+            self.armed, self.disarmed_at = False, time.monotonic()
+        if gather and busy and synced < self.batch // 10 and not self.once:
+            # Many small claims cost MDB more per event than a few larger
+            # ones: under load, let events gather a moment (not with
+            # --once, which is to end as soon as the queue looks empty).
+            self.wait_for(GATHER_INTERVAL, listening=False)
 
     def busy(self, synced: int) -> bool:
         """Whether events arrive faster than BUSY_EVENTS_PER_S (over the last second or so)."""
@@ -282,7 +326,7 @@ class Driver:
         try:
             self.ensure_tables(conn, rows)
             self.test_pause("before_wl_write")
-            rejected = self.write(rows, batch.deadline)  # WL commits here; MDB right after
+            rejected = self.write(rows, batch.deadline, self.sink.apply)  # WL commits here; MDB right after
             self.test_pause("after_wl_commit")
             for row, error in rejected:
                 self.hold_back(conn, row, error)
@@ -290,27 +334,79 @@ class Driver:
             rollback(conn)
             raise
         conn.execute("COMMIT")
-        self.backoff.reset()
         held_back = {id(row) for row, _ in rejected}
-        rows = [r for r in rows if id(r) not in held_back]
-        summary = summarize(rows)
+        return self.synced(summarize([r for r in rows if id(r) not in held_back]), batch.started, len(held_back))
+
+    def sync_snapshot(self) -> int:
+        """--consistent: one MDB snapshot as one WL commit. In a REPEATABLE READ
+        transaction, claim in chunks until the snapshot has nothing left, write
+        each chunk into one open WL transaction (memory holds one chunk), commit
+        WL, then MDB. WL then equals MDB as of that snapshot (README,
+        "Consistent mode"). Returns the events synced."""
+        conn, started = self.claims, time.monotonic()
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        wl_open = False
+        try:
+            waiting_for = conn.execute("SELECT waiting_for FROM wlsync.start_consistent_batch()").fetchone()["waiting_for"]
+            if waiting_for != self.waiting_for and waiting_for is not None:
+                log.warning("consistent mode: not claiming; waiting for %s", waiting_for)
+            self.waiting_for = waiting_for
+            summary, held_back = summarize([]), 0
+            while waiting_for is None:
+                rows = conn.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [self.batch]).fetchall()
+                if not rows:
+                    break
+                # MDB ends the claim after claim_timeout of idleness: each chunk moves the deadline.
+                deadline = time.monotonic() + self.claim_timeout - 1.0
+                self.metrics.claimed()
+                if not wl_open:
+                    self.sink.begin(deadline)
+                    wl_open = True
+                self.ensure_tables(conn, rows)
+                self.test_pause("before_wl_write")
+                rejected = self.write(rows, deadline, self.sink.write)
+                for row, error in rejected:
+                    self.hold_back(conn, row, error)
+                rejected_rows = {id(row) for row, _ in rejected}
+                summary.add(summarize([r for r in rows if id(r) not in rejected_rows]))
+                held_back += len(rejected_rows)
+            if wl_open:
+                self.sink.commit(deadline)  # a deferred constraint WL refuses fails here: retried whole
+                wl_open = False
+                self.test_pause("after_wl_commit")
+        except BaseException:
+            if wl_open:
+                self.sink.rollback()
+            rollback(conn)
+            raise
+        conn.execute("COMMIT")
+        if not summary.keys and not held_back:
+            return 0
+        return self.synced(summary, started, held_back)
+
+    def synced(self, summary: BatchSummary, started: float, held_back: int) -> int:
+        """Count and log a batch committed in WL and MDB; returns its events (or,
+        when WL rejected all of them, how many keys it rejected: still progress)."""
+        self.backoff.reset()
         events, lag, tables = summary.events, summary.lag, summary.keys_by_table()
         self.synced_events += events
-        self.metrics.batch_synced(summary, time.monotonic() - batch.started, rejected=bool(held_back))
-        if not rows:
-            return len(held_back)  # all rejected: keep draining, they wait for their retry
-        log.info("synced %d events (%d keys) in %.1f ms, lag %.3f s: %s", events, len(rows),
-                 (time.monotonic() - batch.started) * 1000, lag,
+        self.metrics.batch_synced(summary, time.monotonic() - started, rejected=bool(held_back))
+        if not summary.keys:
+            return held_back  # all rejected: keep draining, they wait for their retry
+        log.info("synced %d events (%d keys) in %.1f ms, lag %.3f s: %s", events, summary.keys,
+                 (time.monotonic() - started) * 1000, lag,
                  ", ".join(f"{t}={n}" for t, n in sorted(tables.items())),
-                 extra={"fields": {"events": events, "keys": len(rows), "lag_s": round(lag, 3),
+                 extra={"fields": {"events": events, "keys": summary.keys, "lag_s": round(lag, 3),
                                    "tables": tables}})
         return events
 
-    def write(self, rows: list[dict], deadline: float) -> list[tuple[dict, str]]:
-        """Write rows to WL; when WL rejects the batch, split it until the rows
-        at fault stand alone and write the rest. Returns the rejected rows."""
+    def write(self, rows: list[dict], deadline: float, put) -> list[tuple[dict, str]]:
+        """Write rows to WL with ``put`` (sink.apply, which commits, or, in
+        consistent mode, sink.write into the open transaction); when WL rejects
+        them, split them until the rows at fault stand alone and write the rest.
+        Returns the rejected rows."""
         try:
-            self.sink.apply(rows, deadline)
+            put(rows, deadline)
             return []
         except SinkError as exc:
             if not exc.rejected:
@@ -318,7 +414,7 @@ class Driver:
             if len(rows) == 1:
                 return [(rows[0], str(exc))]
             middle = len(rows) // 2
-            return self.write(rows[:middle], deadline) + self.write(rows[middle:], deadline)
+            return self.write(rows[:middle], deadline, put) + self.write(rows[middle:], deadline, put)
 
     def hold_back(self, conn: psycopg.Connection, row: dict, error: str) -> None:
         """Record a key WL rejected: retried with backoff, parked after --max-attempts."""
@@ -501,6 +597,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--max-attempts", type=positive_int, default=10,
                      help="times WL may reject a key before it is parked as a dead letter (default %(default)s)")
     run.add_argument("--once", action="store_true", help="drain until the queue is empty, then exit")
+    run.add_argument("--consistent", action="store_true",
+                     help="every WL commit is MDB as of one snapshot, for all tracked tables together "
+                          "(one driver drains; others stand by; README, \"Consistent mode\")")
     run.add_argument("--metrics-port", type=port_number, metavar="PORT",
                      help="serve Prometheus metrics at http://HOST:PORT/metrics")
     run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
@@ -545,6 +644,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "backfill":
             return backfill(dsn, args.table, args.chunk)
         sink = open_sink(args.target, args.sink_class)
+        if args.command == "run" and args.consistent and not sink.consistent:
+            raise UserError(f"{sink.name} cannot commit a batch atomically, which --consistent needs: "
+                            "run without --consistent, or sync into a transactional WL (sqlite, postgresql, mysql)")
         if args.command == "verify":
             code = wlsync_verify.verify(dsn, sink, args.repair, show_progress=True)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
@@ -556,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.once:
             metrics.progress = queue_progress(dsn)
         driver = Driver(dsn, sink, args.batch, args.sweep_interval, args.once, args.claim_timeout,
-                        args.max_attempts, metrics)
+                        args.max_attempts, metrics, args.consistent)
         try:
             code = driver.run()
         finally:

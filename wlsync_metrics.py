@@ -41,6 +41,16 @@ class BatchSummary:
     lag: float = 0.0  # seconds from the oldest event's capture to now (just after the commit)
     by_table: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (table, action) -> [keys, events]
 
+    def add(self, other: BatchSummary) -> None:
+        """Count another part of the same WL commit (consistent mode's chunks) in this one."""
+        self.events += other.events
+        self.keys += other.keys
+        self.lag = max(self.lag, other.lag)
+        for key, (keys, events) in other.by_table.items():
+            counts = self.by_table.setdefault(key, [0, 0])
+            counts[0] += keys
+            counts[1] += events
+
     def keys_by_table(self) -> dict[str, int]:
         tables: dict[str, int] = {}
         for (table, _action), (keys, _events) in self.by_table.items():

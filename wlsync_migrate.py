@@ -57,6 +57,7 @@ def install_functions(conn) -> None:
 # tracked tables.
 DRIVER_FUNCTIONS = [
     "wlsync.claim_sync_events(integer)", "wlsync.maintain_queue(bigint)", "wlsync.raise_claim_version(bigint)",
+    "wlsync.lock_consistent_drain()", "wlsync.start_consistent_batch()",
     "wlsync.current_rows(regclass, jsonb[])",
     "wlsync.read_rows(regclass, jsonb, integer)", "wlsync.tracked_columns()", "wlsync.queue_status()",
     "wlsync.metrics(integer)",

@@ -176,6 +176,38 @@ class Sink:
         the rows at fault."""
         raise NotImplementedError
 
+    # -- consistent mode (optional): several writes in one WL transaction -----------------
+    # ``wlsync run --consistent`` claims every event of one MDB snapshot, in chunks,
+    # and needs them in WL as one commit. A sink offers that by implementing these
+    # four; ``consistent`` then says True. A sink that cannot commit a batch
+    # atomically leaves them out, and the driver refuses --consistent with it.
+
+    def begin(self, deadline: float) -> None:
+        """Open a WL transaction that ``write`` adds to and ``commit`` ends. Defer
+        the store's foreign-key checks to the commit where it can: each commit is
+        a state MDB had, so WL's foreign keys hold there, not between two writes."""
+        raise NotImplementedError
+
+    def write(self, rows: list[dict], deadline: float) -> None:
+        """Write rows as ``apply`` does (fenced), inside the transaction ``begin``
+        opened, without committing. When WL refuses them (SinkError(rejected=
+        True)) the transaction is as it was before the call (a savepoint), so the
+        driver can split the rows, find the ones at fault and write the rest."""
+        raise NotImplementedError
+
+    def commit(self, deadline: float) -> None:
+        """Commit the transaction ``begin`` opened (not after ``deadline``)."""
+        raise NotImplementedError
+
+    def rollback(self) -> None:
+        """End the transaction ``begin`` opened without keeping any of it; never raises."""
+        raise NotImplementedError
+
+    @property
+    def consistent(self) -> bool:
+        """Whether this sink can take a consistent-mode batch (implements begin ... rollback)."""
+        return type(self).begin is not Sink.begin
+
     def max_version(self) -> int:
         """The highest version WL has recorded (0 for a new WL). The driver lifts
         MDB's version sequence above it when it connects (MDB restored from a

@@ -77,31 +77,70 @@ class PostgresSink(Sink):
     def apply(self, rows, deadline):
         with self.guard("writing a batch"):
             check_deadline(deadline)
-            conn = self.connection
-            with conn.transaction():
-                # Wait for WL's locks and statements no longer than the batch may live.
-                conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
-                    sql.Literal(max(1, int(seconds_left(deadline) * 1000)))))
-                for (schema, name), keyed in newest_per_key(rows).items():
-                    table = self.tables[(schema, name)]
-                    batch = {key: {"pk": r["pk"], "v": r["version"], "row": r["row_data"]} for key, r in keyed.items()}
-                    # Two statements: the fence, then the writes of the keys it let
-                    # through. Each key's registry row stays locked until commit, so
-                    # another batch of the key has committed before the fence went
-                    # on, or waits until this one commits; the writes' statement
-                    # starts after the fence and sees that batch's row. (In one
-                    # statement, a DELETE would share the fence's snapshot and miss a
-                    # row committed while the fence waited: the row would stay.)
-                    # (The fence locks the registry rows in key order: its ORDER BY.)
-                    fresh = [batch[key_text(pk)] for (pk,) in conn.execute(
-                        self._fence_sql(), [table.wl_name, dumps(list(batch.values()))]).fetchall()]
-                    if fresh:
-                        conn.execute(self._write_sql(table), [dumps(fresh)])
-                self.batches += 1
-                if self.batches % PRUNE_EVERY == 1:
-                    conn.execute(sql.SQL("DELETE FROM {} WHERE deleted_at < now() - %s * interval '1 second'")
-                                 .format(sql.Identifier(VERSIONS)), [VERSION_RETENTION])
-                check_deadline(deadline)
+            with self.connection.transaction():
+                self._statement_timeout(deadline)
+                self._write(rows)
+                self._commit_prepare(deadline)
+
+    def begin(self, deadline):
+        with self.guard("starting a transaction"):
+            check_deadline(deadline)
+            # The first statement opens the transaction (the connection is not
+            # in autocommit). Consistent mode: WL's DEFERRABLE foreign keys are checked at the
+            # commit, which is a state MDB had (a NOT DEFERRABLE one is checked
+            # at each statement, where a child may come before its parent).
+            self.connection.execute("SET CONSTRAINTS ALL DEFERRED")
+
+    def write(self, rows, deadline):
+        with self.guard("writing a batch"):
+            check_deadline(deadline)
+            self._statement_timeout(deadline)
+            with self.connection.transaction():  # inside begin's transaction: a savepoint
+                self._write(rows)
+
+    def commit(self, deadline):
+        with self.guard("committing"):
+            self._commit_prepare(deadline)
+            self.connection.commit()
+
+    def rollback(self):
+        if self._connection is not None:
+            try:
+                self._connection.rollback()
+            except psycopg.Error:
+                self.reset()  # closing it rolls back
+
+    def _statement_timeout(self, deadline: float) -> None:
+        """Wait for WL's locks and statements no longer than the batch may live."""
+        self.connection.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
+            sql.Literal(max(1, int(seconds_left(deadline) * 1000)))))
+
+    def _write(self, rows: list[dict]) -> None:
+        conn = self.connection
+        for (schema, name), keyed in newest_per_key(rows).items():
+            table = self.tables[(schema, name)]
+            batch = {key: {"pk": r["pk"], "v": r["version"], "row": r["row_data"]} for key, r in keyed.items()}
+            # Two statements: the fence, then the writes of the keys it let
+            # through. Each key's registry row stays locked until commit, so
+            # another batch of the key has committed before the fence went
+            # on, or waits until this one commits; the writes' statement
+            # starts after the fence and sees that batch's row. (In one
+            # statement, a DELETE would share the fence's snapshot and miss a
+            # row committed while the fence waited: the row would stay.)
+            # (The fence locks the registry rows in key order: its ORDER BY.)
+            fresh = [batch[key_text(pk)] for (pk,) in conn.execute(
+                self._fence_sql(), [table.wl_name, dumps(list(batch.values()))]).fetchall()]
+            if fresh:
+                conn.execute(self._write_sql(table), [dumps(fresh)])
+
+    def _commit_prepare(self, deadline: float) -> None:
+        """What comes right before a commit: the occasional pruning of deleted
+        keys' versions, and the last check of the deadline."""
+        self.batches += 1
+        if self.batches % PRUNE_EVERY == 1:
+            self.connection.execute(sql.SQL("DELETE FROM {} WHERE deleted_at < now() - %s * interval '1 second'")
+                                    .format(sql.Identifier(VERSIONS)), [VERSION_RETENTION])
+        check_deadline(deadline)
 
     def max_version(self):
         with self.guard("reading the highest version"), self.connection.transaction():

@@ -158,25 +158,67 @@ class SQLiteSink(Sink):
 
     def apply(self, rows, deadline):
         with self.guard("writing a batch"):
-            db = self.connection
-            # Wait for another writer's lock (another driver, a reader's checkpoint,
-            # someone holding the file) no longer than the batch may live.
-            db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds_left(deadline) * 1000))}")
-            # IMMEDIATE: the write lock from the start, so the versions read below
-            # cannot change before this transaction records its own.
-            db.execute("BEGIN IMMEDIATE")
+            self._begin(deadline)
             try:
-                for (schema, name), keyed in newest_per_key(rows).items():
-                    self._apply_table(self.tables[(schema, name)], keyed)
-                self.batches += 1
-                if self.batches % PRUNE_EVERY == 1:
-                    db.execute(f"DELETE FROM {VERSIONS} WHERE deleted_at < ?", [time.time() - VERSION_RETENTION])
-                check_deadline(deadline)
-                db.execute("COMMIT")
+                self._write(rows)
+                self._commit(deadline)
             except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                self.rollback()
                 raise
+
+    def begin(self, deadline):
+        with self.guard("starting a transaction"):
+            # Consistent mode: WL's foreign keys (SQLite checks them only where
+            # foreign_keys is on, which it can be only outside a transaction) are
+            # checked at the commit, which is a state MDB had.
+            self.connection.execute("PRAGMA foreign_keys = ON")
+            self._begin(deadline)
+            self.connection.execute("PRAGMA defer_foreign_keys = ON")  # until the transaction ends
+
+    def write(self, rows, deadline):
+        with self.guard("writing a batch"):
+            db = self.connection
+            db.execute("SAVEPOINT wlsync_write")
+            try:
+                self._write(rows)
+            except BaseException:
+                db.execute("ROLLBACK TO wlsync_write")
+                raise
+            finally:
+                db.execute("RELEASE wlsync_write")
+
+    def commit(self, deadline):
+        with self.guard("committing"):
+            self._commit(deadline)
+
+    def rollback(self):
+        db = self._connection
+        if db is not None and db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                self.reset()  # closing it rolls back
+
+    def _begin(self, deadline: float) -> None:
+        db = self.connection
+        # Wait for another writer's lock (another driver, a reader's checkpoint,
+        # someone holding the file) no longer than the batch may live.
+        db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds_left(deadline) * 1000))}")
+        # IMMEDIATE: the write lock from the start, so the versions read below
+        # cannot change before this transaction records its own.
+        db.execute("BEGIN IMMEDIATE")
+
+    def _write(self, rows: list[dict]) -> None:
+        for (schema, name), keyed in newest_per_key(rows).items():
+            self._apply_table(self.tables[(schema, name)], keyed)
+
+    def _commit(self, deadline: float) -> None:
+        db = self.connection
+        self.batches += 1
+        if self.batches % PRUNE_EVERY == 1:
+            db.execute(f"DELETE FROM {VERSIONS} WHERE deleted_at < ?", [time.time() - VERSION_RETENTION])
+        check_deadline(deadline)
+        db.execute("COMMIT")
 
     def _apply_table(self, table: Table, keyed: dict[str, dict]) -> None:
         """The fence for a whole table's rows at once: read the versions WL

@@ -16,6 +16,11 @@ AS $function$
 --   SELECT wlsync.claim_sync_events(); in autocommit consumes what it
 --   returns: WL gets those keys only at their next change, or from
 --   `verify --repair`.
+--   Consistent mode (wlsync.start_consistent_batch): in the REPEATABLE READ
+--   transaction of the session holding wlsync.lock_consistent_drain(), every
+--   call runs on the transaction's one snapshot; called until it returns no
+--   row, the calls take every event that snapshot sees and read every key's
+--   row as of it, with one version. A READ COMMITTED claim fails meanwhile.
 --
 --   Where events are taken (the queue ring, see wlsync.maintain_queue):
 --   sealed slots first, oldest first, each from the block where the previous
@@ -61,11 +66,15 @@ AS $function$
 --             wlsync.record_failure; 0 otherwise).
 --             Rendering is wlsync.current_rows': UTC, ISO dates, hex bytea,
 --             exact floats.
--- Raises:     22023 when p_batch < 1; 25001 outside READ COMMITTED.
+-- Raises:     22023 when p_batch < 1; 25001 in another isolation level than
+--             READ COMMITTED or a consistent-mode batch's REPEATABLE READ;
+--             55P03 in REPEATABLE READ without the consistent drain lock, or
+--             in READ COMMITTED while a consistent driver holds it.
 -- Touches:    deletes from wlsync.queue_0..2 (row locks until the caller
 --             ends), moves their resume sequences; deletes due
 --             wlsync.dead_letter rows; reads the tracked tables (ACCESS
---             SHARE). Writers are never blocked: they only insert.
+--             SHARE); the consistent drain lock (shared, transaction
+--             level, in READ COMMITTED). Writers are never blocked: they only insert.
 -- SECURITY DEFINER: a driver role needs EXECUTE on this function, not rights
 --             on the queue or the tables.
 -- ---------------------------------------------------------------------------
@@ -90,22 +99,37 @@ DECLARE
     v_first integer;
     v_last_key integer;
     v_key jsonb;
+    v_round integer := 0;
+    v_snapshot_batch boolean;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 THEN
         RAISE EXCEPTION 'wlsync.claim_sync_events: batch must be a positive number of events, got %', p_batch
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'wlsync.claim_sync_events must run in a READ COMMITTED transaction, not %',
+    v_snapshot_batch := current_setting('transaction_isolation') = 'repeatable read';
+    IF v_snapshot_batch THEN
+        IF NOT wlsync._drain_lock('held_exclusive') THEN
+            RAISE EXCEPTION 'wlsync.claim_sync_events in REPEATABLE READ is a consistent-mode batch, and this session does not hold the consistent drain lock'
+                USING ERRCODE = 'lock_not_available',
+                      HINT = 'Claim in READ COMMITTED, or see wlsync.start_consistent_batch.';
+        END IF;
+    ELSIF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'wlsync.claim_sync_events must run in a READ COMMITTED transaction (or a consistent-mode batch), not %',
                         current_setting('transaction_isolation')
             USING ERRCODE = 'active_sql_transaction',
                   HINT = 'The fencing version is read off the snapshot that reads each claimed row.';
+    ELSIF NOT wlsync._drain_lock('try_shared') THEN
+        RAISE EXCEPTION 'wlsync.claim_sync_events: a consistent-mode driver is draining the queue; a claim beside it would take events out of its snapshot batches'
+            USING ERRCODE = 'lock_not_available',
+                  HINT = 'Stop the consistent driver (wlsync run --consistent), or run this driver with --consistent: it stands by.';
     END IF;
 
     v_any_dead := EXISTS (SELECT 1 FROM wlsync.dead_letter);
     -- Rounds: a round whose events all belong to held-back keys returns
-    -- nothing, which a driver would take for an empty queue; claim again.
-    FOR v_round IN 1..10 LOOP
+    -- nothing, which a driver would take for an empty queue; claim again (a
+    -- snapshot batch until the queue is empty: it must take every event).
+    LOOP
+        v_round := v_round + 1;
         v_table_ids := '{}'::integer[];
         v_pks := '{}'::jsonb[];
         v_enqueued_at := '{}'::timestamptz[];
@@ -237,7 +261,8 @@ BEGIN
             INTO v_key_table_ids, v_key_pks, v_key_events, v_key_enqueued_at, v_attempts
             FROM kept AS c;
         END IF;
-        EXIT WHEN coalesce(cardinality(v_key_pks), 0) > 0 OR cardinality(v_pks) = 0;
+        EXIT WHEN coalesce(cardinality(v_key_pks), 0) > 0 OR cardinality(v_pks) = 0
+               OR (v_round >= 10 AND NOT v_snapshot_batch);
     END LOOP;
 
     IF coalesce(cardinality(v_key_table_ids), 0) = 0 THEN

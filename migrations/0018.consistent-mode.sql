@@ -1,0 +1,9 @@
+-- Consistent mode (wlsync run --consistent): a driver that holds the
+-- consistent drain lock (wlsync.lock_consistent_drain) claims, in one
+-- REPEATABLE READ transaction opened by wlsync.start_consistent_batch, every
+-- event its snapshot sees; claim_sync_events accepts that transaction and
+-- refuses READ COMMITTED claims beside it. No table changes: pending events
+-- are untouched. Records the function changes (the post-apply step installs
+-- wlsync._drain_lock, wlsync.lock_consistent_drain,
+-- wlsync.start_consistent_batch and the new claim_sync_events).
+-- depends: 0017.lint-claim-and-maintenance
