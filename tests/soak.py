@@ -75,7 +75,7 @@ class Observer:
 
 
 def run_soak(mdb: psycopg.Connection, dsn: str, target: str, workdir: Path, seconds: float,
-             writers: int, drivers: int, kill_every: float, seed: int = 7) -> dict:
+             writers: int, drivers: int, kill_every: float, seed: int = 7, driver_args: tuple = ()) -> dict:
     rng = random.Random(seed)
     mdb.execute(SCHEMA)
     mdb.execute("INSERT INTO soak_clock SELECT 'i:' || g || ':' FROM generate_series(1, %s) g", [ITEM_KEYS])
@@ -83,7 +83,7 @@ def run_soak(mdb: psycopg.Connection, dsn: str, target: str, workdir: Path, seco
                 [PAIR_AS, PAIR_BS])
     observer = Observer(target)
     watcher = threading.Thread(target=observer.run, daemon=True)
-    running = [DriverProcess(dsn, target, workdir / f"driver{n}.log", "--batch", "20", "--sweep-interval", "1")
+    running = [DriverProcess(dsn, target, workdir / f"driver{n}.log", "--batch", "20", "--sweep-interval", "1", *driver_args)
                for n in range(drivers)]
     kills = 0
     writer_procs = [subprocess.Popen([sys.executable, str(Path(__file__).with_name("soak_writer.py")), dsn,
@@ -99,7 +99,7 @@ def run_soak(mdb: psycopg.Connection, dsn: str, target: str, workdir: Path, seco
             running[victim].stop()
             kills += 1
             running[victim] = DriverProcess(dsn, target, workdir / f"driver{victim}.{kills}.log",
-                                            "--batch", "20", "--sweep-interval", "1")
+                                            "--batch", "20", "--sweep-interval", "1", *driver_args)
         totals = [json.loads(p.communicate(timeout=60)[0]) for p in writer_procs]
         wait_until(lambda: mdb.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0, timeout=60,
                    message="the queue to drain")

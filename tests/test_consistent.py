@@ -1,0 +1,340 @@
+"""Consistent mode (wlsync run --consistent): every WL commit is MDB as of one snapshot.
+
+README.md, "Consistent mode", has the argument; these tests check it against real
+workloads (pgbench's TPC-B, foreign keys), the exclusion of other claims, driver
+deaths, a backfill in progress, a large backlog and a rejected key.
+"""
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+
+from tests.conftest import STORES
+from tests.driver_helpers import run_cli, wait_until, wl_titles
+from tests.test_certainty import soak_and_check
+
+# The sinks that can commit several writes as one transaction (Sink.consistent).
+CONSISTENT_SINKS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=CONSISTENT_SINKS)
+def target(request):
+    """A fresh, empty WL of a sink that takes consistent-mode batches."""
+    yield from STORES[request.param].make(request)
+
+
+def wl_query(target: str, query: str) -> list[tuple]:
+    """Run one read-only statement on WL (one statement: one snapshot in both stores)."""
+    if target.startswith("sqlite:///"):
+        db = sqlite3.connect(target[len("sqlite:///"):], timeout=30)
+        try:
+            return db.execute(query).fetchall()
+        finally:
+            db.close()
+    with psycopg.connect(target, autocommit=True) as conn:
+        return conn.execute(query).fetchall()
+
+
+def queue_empty(mdb) -> bool:
+    return mdb.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0
+
+
+# -- pgbench's TPC-B: sum(abalance) = sum(tbalance) = sum(bbalance) in every MDB state ------
+
+TPCB_SUMS = ("SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers), "
+             "(SELECT sum(bbalance) FROM pgbench_branches), (SELECT count(*) FROM pgbench_accounts)")
+
+
+class SumsObserver:
+    """Reads WL's three sums in one statement, as fast as it can, while drivers sync."""
+
+    def __init__(self, target: str, accounts: int):
+        self.target, self.accounts = target, accounts
+        self.reads = 0
+        self.violations: list[tuple] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                accounts, tellers, branches, count = wl_query(self.target, TPCB_SUMS)[0]
+            except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
+                continue  # WL's tables are not there yet
+            if count != self.accounts:
+                continue  # the first commit (the backfill) has not landed yet
+            self.reads += 1
+            if not accounts == tellers == branches:
+                self.violations.append((accounts, tellers, branches))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+
+
+def tpcb_setup(mdb, mdb_dsn: str) -> int:
+    """pgbench -i (scale 1), the three keyed tables tracked and backfilled; returns the accounts."""
+    subprocess.run(["pgbench", "-i", "-q", "-s", "1", mdb_dsn], check=True, capture_output=True, timeout=120)
+    for table in ("pgbench_branches", "pgbench_tellers", "pgbench_accounts"):
+        mdb.execute("SELECT wlsync.track(%s), wlsync.backfill(%s)", [table, table])
+    return mdb.execute("SELECT count(*) FROM pgbench_accounts").fetchone()[0]
+
+
+def tpcb_run(mdb_dsn: str, target: str, driver, accounts: int, *driver_args: str) -> SumsObserver:
+    """pgbench's built-in TPC-B-like script, 8 clients, while a driver syncs and an
+    observer reads WL; returns the observer once WL has caught up with MDB."""
+    sync = driver(*driver_args)
+    wait_until(lambda: wl_has_accounts(target) and wl_query(target, TPCB_SUMS)[0][3] == accounts,
+               timeout=60, message="the backfill in WL")
+    with SumsObserver(target, accounts) as observer:
+        subprocess.run(["pgbench", "-n", "-c", "8", "-j", "2", "-T", "8", mdb_dsn],
+                       check=True, capture_output=True, timeout=120)
+        time.sleep(0.5)
+    assert sync.alive()
+    return observer
+
+
+def wl_has_accounts(target: str) -> bool:
+    query = ("SELECT name FROM sqlite_master" if target.startswith("sqlite:///")
+             else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    try:
+        return ("pgbench_accounts",) in wl_query(target, query)
+    except sqlite3.OperationalError:  # the file is not there yet
+        return False
+
+
+def tpcb_in_sync(mdb, mdb_dsn: str, target: str) -> None:
+    """The queue drains, verify finds WL equal to MDB, and the sums agree on both sides."""
+    wait_until(lambda: queue_empty(mdb), timeout=60, message="the queue to drain")
+    verify = run_cli("verify", "--source", mdb_dsn, "--target", target)
+    assert verify.returncode == 0, verify.stdout[-2000:]
+    mdb_sums = mdb.execute(TPCB_SUMS).fetchone()
+    assert mdb_sums[0] == mdb_sums[1] == mdb_sums[2] != 0  # pgbench moved money
+    assert tuple(wl_query(target, TPCB_SUMS)[0]) == tuple(mdb_sums)
+
+
+def test_under_tpcb_every_wl_state_has_equal_sums_in_consistent_mode(mdb, mdb_dsn, target, driver):
+    accounts = tpcb_setup(mdb, mdb_dsn)
+    observer = tpcb_run(mdb_dsn, target, driver, accounts, "--consistent", "--batch", "50")
+    print(f"consistent: {observer.reads} reads of WL, {len(observer.violations)} with unequal sums")
+    assert observer.reads > 20
+    assert observer.violations == []
+    tpcb_in_sync(mdb, mdb_dsn, target)
+
+
+def test_under_tpcb_normal_mode_shows_states_mdb_never_had(mdb, mdb_dsn, target, driver):
+    """The same observer on a normal-mode driver: it does catch mixed states, so the
+    test above could fail. (Convergence still holds: WL ends equal to MDB.)"""
+    accounts = tpcb_setup(mdb, mdb_dsn)
+    observer = tpcb_run(mdb_dsn, target, driver, accounts, "--batch", "50")
+    print(f"normal: {observer.reads} reads of WL, {len(observer.violations)} with unequal sums")
+    assert observer.violations
+    tpcb_in_sync(mdb, mdb_dsn, target)
+
+
+# -- foreign keys in WL ----------------------------------------------------------------------
+
+FK_SCHEMA = """
+CREATE TABLE parent (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES parent, n int NOT NULL);
+SELECT wlsync.track('parent'), wlsync.track('child');
+"""
+# WL's copies carry MDB's foreign key; PostgreSQL can defer it only when it is DEFERRABLE.
+WL_FK_SCHEMA = {
+    "sqlite": "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT);"
+              "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES parent, n INTEGER);",
+    "postgresql": "CREATE TABLE parent (id int PRIMARY KEY, name text);"
+                  "CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL "
+                  "REFERENCES parent DEFERRABLE INITIALLY IMMEDIATE, n int);",
+}
+
+
+def wl_execute(target: str, script: str) -> None:
+    if target.startswith("sqlite:///"):
+        db = sqlite3.connect(target[len("sqlite:///"):])
+        db.executescript(script)
+        db.close()
+    else:
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(script)
+
+
+def families(mdb_dsn: str, count: int) -> None:
+    """Transactions that insert a parent with three children, and delete an older
+    parent with its children (children first, as MDB's own key demands); slowly
+    enough that WL has the children before their parent goes."""
+    with psycopg.connect(mdb_dsn) as conn:
+        for family in range(1, count + 1):
+            conn.execute("INSERT INTO parent VALUES (%s, %s)", [family, f"p{family}"])
+            conn.execute("INSERT INTO child SELECT %s * 10 + g, %s, g FROM generate_series(1, 3) g",
+                         [family, family])
+            if family > 5 and family % 2:
+                old = family - 5
+                conn.execute("DELETE FROM child WHERE parent_id = %s", [old])
+                conn.execute("DELETE FROM parent WHERE id = %s", [old])
+            conn.commit()
+            time.sleep(0.02)
+
+
+def test_wl_foreign_keys_accept_every_consistent_batch(mdb, mdb_dsn, target, driver):
+    wl_execute(target, WL_FK_SCHEMA[store_name(target)])
+    mdb.execute(FK_SCHEMA)
+    sync = driver("--consistent", "--batch", "4")  # chunks of 4 keys split families apart
+    writer = threading.Thread(target=families, args=(mdb_dsn, 150))
+    writer.start()
+    writer.join(120)
+    wait_until(lambda: queue_empty(mdb), timeout=60, message="the queue to drain")
+    assert mdb.execute("SELECT count(*) FROM wlsync.dead_letter").fetchone()[0] == 0
+    assert "WL rejected" not in sync.log()
+    assert run_cli("verify", "--source", mdb_dsn, "--target", target).returncode == 0
+    assert wl_query(target, "SELECT count(*) FROM child")[0][0] == mdb.execute(
+        "SELECT count(*) FROM child").fetchone()[0] > 100
+
+
+def test_normal_mode_sends_children_before_their_parents(mdb, mdb_dsn, target, driver):
+    """Control for the test above: without --consistent, small batches split
+    families and WL's (immediate) foreign key refuses some children."""
+    if not target.startswith("postgresql"):
+        pytest.skip("SQLite checks foreign keys only on connections that ask for it (normal mode does not)")
+    wl_execute(target, WL_FK_SCHEMA["postgresql"])
+    mdb.execute(FK_SCHEMA)
+    sync = driver("--batch", "4")
+    families(mdb_dsn, 150)
+    wait_until(lambda: "WL rejected" in sync.log(), timeout=60, message="a refused child")
+
+
+def store_name(target: str) -> str:
+    return "sqlite" if target.startswith("sqlite:///") else "postgresql"
+
+
+# -- one consistent driver at a time, and nothing else claims beside it ------------------------
+
+def test_a_consistent_driver_excludes_other_claims_and_a_standby_takes_over(movies, mdb_dsn, target, driver,
+                                                                             connect):
+    movies.execute("INSERT INTO movies SELECT g, 't' || g, 2000 FROM generate_series(1, 100) g")
+    first = driver("--consistent")
+    wait_until(lambda: len(wl_titles(target)) == 100, message="the first consistent batch")
+    second = driver("--consistent")
+    wait_until(lambda: "standing by: MDB's consistent drain is held by a consistent driver" in second.log(),
+               message="the second driver standing by")
+
+    # A READ COMMITTED claim (a normal driver, a DBA's psql) is refused meanwhile.
+    other = connect(autocommit=True)
+    with pytest.raises(psycopg.errors.LockNotAvailable, match="consistent-mode driver is draining"):
+        other.execute("SELECT * FROM wlsync.claim_sync_events()")
+    normal = run_cli("run", "--once", "--source", mdb_dsn, "--target", target, timeout=60)
+    assert normal.returncode == 1 and "consistent-mode driver is draining" in normal.stderr
+
+    first.kill()  # its MDB session ends with it, and the lock with the session
+    wait_until(lambda: "took over the consistent drain" in second.log(), message="the standby taking over")
+    movies.execute("UPDATE movies SET title = 'after' WHERE id <= 10")
+    wait_until(lambda: sum(t == "after" for t in wl_titles(target).values()) == 10, message="the takeover syncing")
+    assert second.alive()
+
+
+def test_consistent_mode_sql_refuses_a_claim_outside_its_transaction(movies, connect):
+    holder = connect(autocommit=True)
+    assert holder.execute("SELECT wlsync.lock_consistent_drain()").fetchone()[0] is None
+    # The lock holder's snapshot batch must run in REPEATABLE READ ...
+    with pytest.raises(psycopg.errors.ActiveSqlTransaction, match="REPEATABLE READ"):
+        holder.execute("SELECT * FROM wlsync.start_consistent_batch()")
+    # ... and only the holder may run one.
+    stranger = connect()
+    stranger.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    with pytest.raises(psycopg.errors.LockNotAvailable, match="does not hold the consistent drain lock"):
+        stranger.execute("SELECT * FROM wlsync.claim_sync_events()")
+    stranger.rollback()
+    assert "consistent driver" in connect(autocommit=True).execute(
+        "SELECT wlsync.lock_consistent_drain()").fetchone()[0]
+
+
+def test_a_snapshot_batch_takes_exactly_the_events_its_snapshot_sees(movies, connect):
+    movies.execute("INSERT INTO movies SELECT g, 'old', 2000 FROM generate_series(1, 25) g")
+    conn = connect(autocommit=True)
+    conn.execute("SELECT wlsync.lock_consistent_drain()")
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    version = conn.execute("SELECT version FROM wlsync.start_consistent_batch()").fetchone()[0]
+    movies.execute("UPDATE movies SET title = 'new' WHERE id = 1")  # commits after the snapshot
+    movies.execute("INSERT INTO movies VALUES (26, 'new', 2000)")
+    claimed = []
+    while rows := conn.execute("SELECT pk, row_data, version FROM wlsync.claim_sync_events(10)").fetchall():
+        claimed += rows
+    conn.execute("COMMIT")
+    assert sorted(int(pk["id"]) for pk, _, _ in claimed) == list(range(1, 26))
+    assert {row["title"] for _, row, _ in claimed} == {"old"}  # read as of the snapshot
+    assert {v for _, _, v in claimed} == {version}
+    left = movies.execute("SELECT pk FROM wlsync.queue ORDER BY pk").fetchall()
+    assert left == [({"id": 1},), ({"id": 26},)]  # the later commits wait for the next batch
+
+
+# -- backfill, large backlogs, rejected keys ------------------------------------------------
+
+def test_a_consistent_driver_waits_for_a_backfill_pass_to_complete(mdb, mdb_dsn, target, driver):
+    mdb.execute("CREATE TABLE movies (id int PRIMARY KEY, title text, year int)")
+    mdb.execute("INSERT INTO movies SELECT g, 't' || g, 2000 FROM generate_series(1, 300) g")
+    mdb.execute("SELECT wlsync.track('movies')")
+    assert mdb.execute("SELECT wlsync.backfill('movies', 100)").fetchone()[0] == 100
+    sync = driver("--consistent")
+    wait_until(lambda: "waiting for the backfill pass of public.movies to complete" in sync.log(),
+               message="the driver waiting for the pass")
+    time.sleep(1.5)
+    assert wl_titles(target) == {}  # a third of the table would be a state MDB never had
+    while mdb.execute("SELECT wlsync.backfill('movies', 100)").fetchone()[0]:
+        pass
+    wait_until(lambda: len(wl_titles(target)) == 300, message="the whole table in WL")
+    assert "synced 300 events (300 keys)" in sync.log()  # in one WL commit
+
+
+def test_a_large_backlog_is_one_wl_commit_claimed_in_chunks(movies, mdb_dsn, target):
+    movies.execute("INSERT INTO movies SELECT g, 't' || g, 2000 FROM generate_series(1, 20000) g")
+    movies.execute("UPDATE movies SET year = 2001 WHERE id % 3 = 0")
+    result = run_cli("run", "--once", "--consistent", "--batch", "500", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.count(" INFO synced ") == 1
+    assert "synced 26666 events (" in result.stderr  # keys: rows claimed (a key may come in two chunks)
+    assert len(wl_titles(target)) == 20000
+    assert run_cli("verify", "--source", mdb_dsn, "--target", target).returncode == 0
+
+
+def test_a_key_wl_rejects_becomes_a_dead_letter_and_the_rest_commits(movies, mdb_dsn, target, store, driver):
+    movies.execute("INSERT INTO movies SELECT g, 't' || g, 2000 FROM generate_series(1, 10) g")
+    result = run_cli("run", "--once", "--consistent", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 0, result.stderr[-2000:]
+    undo = store.refuse_title(target, "poison")
+    movies.execute("UPDATE movies SET title = 'poison' WHERE id = 3")
+    movies.execute("UPDATE movies SET title = 'fine' WHERE id IN (1, 7)")
+    result = run_cli("run", "--once", "--consistent", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "WL rejected public.movies" in result.stderr
+    titles = wl_titles(target)
+    assert titles[1] == titles[7] == "fine" and titles[3] == "t3"
+    assert movies.execute("SELECT pk FROM wlsync.dead_letter").fetchall() == [({"id": 3},)]
+    undo()
+    movies.execute("SELECT wlsync.retry_dead_letters()")
+    result = run_cli("run", "--once", "--consistent", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 0 and wl_titles(target)[3] == "poison"
+
+
+def test_sinks_without_transactions_refuse_consistent_mode(movies, mdb_dsn):
+    for url, name in (("nats://127.0.0.1:4222/wl-consistent", "NATS"), ("redis://127.0.0.1:6379/10", "Redis")):
+        result = run_cli("run", "--once", "--consistent", "--source", mdb_dsn, "--target", url)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"wlsync: error: {name}") and "cannot commit a batch atomically" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+# -- the soak: writers, drivers SIGKILLed at random, the never-backwards observer ---------------
+
+def test_soak_short_consistent(mdb, mdb_dsn, target, tmp_path):
+    soak_and_check(mdb, mdb_dsn, target, tmp_path, seconds=8, writers=3, drivers=3, kill_every=1.5,
+                   driver_args=("--consistent",))
+
