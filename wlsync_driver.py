@@ -359,10 +359,12 @@ class Driver:
                 # MDB ends the claim after claim_timeout of idleness: each chunk moves the deadline.
                 deadline = time.monotonic() + self.claim_timeout - 1.0
                 self.metrics.claimed()
+                # Before the transaction when it can be (a table new to WL): some
+                # stores commit on DDL (MariaDB).
+                self.ensure_tables(conn, rows)
                 if not wl_open:
                     self.sink.begin(deadline)
                     wl_open = True
-                self.ensure_tables(conn, rows)
                 self.test_pause("before_wl_write")
                 rejected = self.write(rows, deadline, self.sink.write)
                 for row, error in rejected:
