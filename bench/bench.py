@@ -125,6 +125,10 @@ class Config:
     baseline_queue: int = 100_000   # the baseline drains the head of a queue this big ...
     baseline_events: int = 2_500    # ... for this many events (or drain_cap seconds)
     default_batch: int = 1000       # wlsync_driver.py's default --batch
+    # consistent mode (issue 13): one driver, default batch, the headline queue, never capped
+    # (a snapshot commits whole); compared with the headline one-driver case of the same round
+    consistent_sinks: list = field(default_factory=lambda: ["sqlite", "postgresql"])
+    consistent_cap: float = 120.0
     # 4. latency
     latency_seconds: float = 8.0
     latency_rate: float = 100.0
@@ -906,14 +910,14 @@ def section_tpcb(cfg: Config, dbs: Databases, out: Path) -> dict:
 # --------------------------------------------------------------------------- 2./3. drain
 
 def drain_with_drivers(cfg: Config, dbs: Databases, out: Path, conn, sink: str, drivers: int, batch: int,
-                       run: int, events: int, cap: float, case: str) -> dict:
+                       run: int, events: int, cap: float, case: str, *driver_args: str) -> dict:
     """`drivers` drivers started together on a queue of `events` events, one per key of bench_big."""
     queued = prefill(conn, "bench_big", events, 1)
     name = f"drain_{case}_{sink}_d{drivers}_b{batch}_r{run}"
     target = target_url(sink, dbs, out, name)
     started = time.time()
-    procs = [start_driver(dsn(dbs.mdb), target, out / f"{name}_{i}.log", "--once", "--batch", str(batch))
-             for i in range(drivers)]
+    procs = [start_driver(dsn(dbs.mdb), target, out / f"{name}_{i}.log", "--once", "--batch", str(batch),
+                          *driver_args) for i in range(drivers)]
     capped = wait_all(procs, cap)
     wall = time.time() - started
     # A stopped driver that logged its clean stop and was then ended by the signal
@@ -933,9 +937,11 @@ def drain_with_drivers(cfg: Config, dbs: Databases, out: Path, conn, sink: str, 
     rate = synced / elapsed
     log(f"drain {case} {sink} drivers={drivers} batch={batch} run {run}: {synced}/{queued} events in {elapsed:.2f} s "
         f"= {rate:,.0f} events/s (wall incl. start-up {wall:.2f} s){' CAPPED' if capped else ''}")
+    rss = [float(m) for i in range(drivers)
+           for m in re.findall(r'"peak_rss_mb": ([0-9.]+)', (out / f"{name}_{i}.log").read_text())]
     return {"case": case, "sink": sink, "drivers": drivers, "batch": batch, "run": run, "events": queued,
             "synced": synced, "capped": capped, "seconds": elapsed, "wall_seconds": wall, "events_per_s": rate,
-            "keys_per_s": keys / elapsed}
+            "keys_per_s": keys / elapsed, "commits": len(batches), "peak_rss_mb": max(rss, default=None)}
 
 
 def claim_alone(cfg: Config, dbs: Databases, conn, batch: int, run: int) -> dict:
@@ -1013,6 +1019,7 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                                                "drain sweep")
         skipped.update(extra_skipped)
         sweep_sinks = [s for s in cfg.sweep_sinks if s in sinks or s in extra]
+        consistent = [s for s in cfg.consistent_sinks if s in sinks]
         for run in range(1, cfg.runs + 1):
             raw_base.append(baseline(cfg, dbs, out, conn, run))
             for batch in cfg.claim_batches:
@@ -1021,6 +1028,9 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                 for drivers in cfg.drain_drivers:
                     raw_drain.append(drain_with_drivers(cfg, dbs, out, conn, sink, drivers, cfg.default_batch, run,
                                                         cfg.drain_queue, cfg.drain_cap, "headline"))
+            for sink in consistent:  # consistent mode: one driver, one snapshot per WL commit
+                raw_drain.append(drain_with_drivers(cfg, dbs, out, conn, sink, 1, cfg.default_batch, run,
+                                                    cfg.drain_queue, cfg.consistent_cap, "consistent", "--consistent"))
             for sink in sweep_sinks:  # the batch-size sweep, one driver
                 for batch in cfg.drain_batches:
                     raw_drain.append(drain_with_drivers(cfg, dbs, out, conn, sink, 1, batch, run,
@@ -1033,6 +1043,7 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
     base_by_run = {r["run"]: r["events_per_s"] for r in raw_base}
     drain = []
     for case, case_sinks, drivers_list, batches in (("headline", sinks, cfg.drain_drivers, [cfg.default_batch]),
+                                                   ("consistent", consistent, [1], [cfg.default_batch]),
                                                    ("sweep", sweep_sinks, [1], cfg.drain_batches)):
         for sink in case_sinks:
             for drivers in drivers_list:
@@ -1048,6 +1059,12 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                         one = {r["run"]: r["events_per_s"] for r in rows(case, sink, 1, batch)}
                         entry["x_one_driver"] = summary([r["events_per_s"] / one[r["run"]] for r in mine
                                                          if r["run"] in one])
+                    if case == "consistent":  # against normal mode's one driver, same round
+                        normal = {r["run"]: r["events_per_s"] for r in rows("headline", sink, 1, batch)}
+                        entry["x_normal"] = summary([r["events_per_s"] / normal[r["run"]] for r in mine
+                                                     if r["run"] in normal])
+                        entry["commits"] = summary([r["commits"] for r in mine])
+                        entry["peak_rss_mb"] = summary([r["peak_rss_mb"] for r in mine if r["peak_rss_mb"]])
                     drain.append(entry)
     claims = [{"batch": b, "events": cfg.drain_queue,
                "capped_runs": sum(r["capped"] for r in raw_claim if r["batch"] == b),
@@ -1055,6 +1072,7 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                "events_per_s": summary([r["events_per_s"] for r in raw_claim if r["batch"] == b])}
               for b in cfg.claim_batches]
     return {"drain": drain, "claim_alone": claims, "skipped_sinks": skipped, "sinks": sinks,
+            "consistent_sinks": consistent,
             "baseline": {"events": cfg.baseline_events, "queue": cfg.baseline_queue,
                          "drained": summary([r["events"] for r in raw_base]),
                          "events_per_s": summary([r["events_per_s"] for r in raw_base])},
@@ -1080,7 +1098,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[rank]
 
 
-def latency_run(cfg: Config, dbs: Databases, out: Path, conn, notify: bool, run: int) -> dict:
+def latency_run(cfg: Config, dbs: Databases, out: Path, conn, notify: bool, run: int, consistent: bool = False) -> dict:
     """A driver listening; a writer commits ~rate single-row UPDATEs a second (one per
     transaction); a poller reads WL until each committed value shows up."""
     conn.execute(f"TRUNCATE {QUEUE_TABLES}")
@@ -1088,15 +1106,16 @@ def latency_run(cfg: Config, dbs: Databases, out: Path, conn, notify: bool, run:
     if not notify:
         conn.execute(KEEP_DISARMED)
     sweep = 60.0 if notify else cfg.latency_sweep  # with NOTIFY: the driver's default sweep
-    name = f"latency_{'notify' if notify else 'sweep'}_r{run}"
+    name = f"latency_{'notify' if notify else 'sweep'}{'_consistent' if consistent else ''}_r{run}"
     target = target_url("sqlite", dbs, out, name)
-    driver = start_driver(dsn(dbs.mdb), target, out / f"{name}.log", "--sweep-interval", str(sweep))
+    driver = start_driver(dsn(dbs.mdb), target, out / f"{name}.log", "--sweep-interval", str(sweep),
+                          *(["--consistent"] if consistent else []))
     wl_path = target[len("sqlite:///"):]
     pending: dict[int, list] = {}   # key -> [value, commit time or None]
     lock = threading.Lock()
     latencies: list[float] = []
     done = threading.Event()
-    run_base = run * 10_000_000 + (0 if notify else 5_000_000)
+    run_base = run * 10_000_000 + (0 if notify else 5_000_000) + (2_500_000 if consistent else 0)
 
     def poll() -> None:
         wl = None
@@ -1162,14 +1181,19 @@ def latency_run(cfg: Config, dbs: Databases, out: Path, conn, notify: bool, run:
     driver.send_signal(signal.SIGTERM)
     driver.wait(timeout=60)
     conn.execute("DROP TRIGGER IF EXISTS bench_keep_disarmed ON wlsync.capture_state")
-    result = {"notify": notify, "run": run, "sweep_interval": sweep, "changes": changes,
+    result = {"notify": notify, "consistent": consistent, "run": run, "sweep_interval": sweep, "changes": changes,
               "measured": len(latencies), "not_seen": lost,
               "p50_ms": 1000 * percentile(latencies, 50), "p95_ms": 1000 * percentile(latencies, 95),
               "p99_ms": 1000 * percentile(latencies, 99), "max_ms": 1000 * max(latencies)}
-    log(f"latency {'notify' if notify else 'sweep-only'} run {run}: p50 {result['p50_ms']:.2f} ms, "
+    log(f"latency {'notify' if notify else 'sweep-only'}{' consistent' if consistent else ''} run {run}: "
+        f"p50 {result['p50_ms']:.2f} ms, "
         f"p95 {result['p95_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, max {result['max_ms']:.1f} ms "
         f"({len(latencies)} changes)")
     return result
+
+
+# (wake-up by NOTIFY, consistent mode): normal mode with and without NOTIFY, consistent mode with it
+LATENCY_CASES = ((True, False), (False, False), (True, True))
 
 
 def section_latency(cfg: Config, dbs: Databases, out: Path) -> dict:
@@ -1177,12 +1201,12 @@ def section_latency(cfg: Config, dbs: Databases, out: Path) -> dict:
     with psycopg.connect(dsn(dbs.mdb), autocommit=True) as conn:
         conn.execute("SELECT wlsync.track('bench_rows')")
         for run in range(1, cfg.runs + 1):
-            for notify in (True, False):
-                raw.append(latency_run(cfg, dbs, out, conn, notify, run))
+            for notify, consistent in LATENCY_CASES:
+                raw.append(latency_run(cfg, dbs, out, conn, notify, run, consistent))
     results = []
-    for notify in (True, False):
-        mine = [r for r in raw if r["notify"] == notify]
-        results.append({"notify": notify, "sweep_interval": mine[0]["sweep_interval"],
+    for notify, consistent in LATENCY_CASES:
+        mine = [r for r in raw if (r["notify"], r["consistent"]) == (notify, consistent)]
+        results.append({"notify": notify, "consistent": consistent, "sweep_interval": mine[0]["sweep_interval"],
                         "changes": sum(r["measured"] for r in mine), "not_seen": sum(r["not_seen"] for r in mine),
                         **{k: summary([r[k] for r in mine]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}})
     return {"rate": cfg.latency_rate, "seconds": cfg.latency_seconds, "results": results, "raw": raw}

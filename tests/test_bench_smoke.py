@@ -42,8 +42,13 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
         (1, "sqlite"), (2, "sqlite"), (1, "postgresql"), (2, "postgresql")}
     assert drain["claim_alone"][0]["events_per_s"]["median"] > 0
     assert drain["baseline"]["events_per_s"]["median"] > 0
-    notify, sweep = results["latency"]["results"]
-    assert notify["not_seen"] == 0 and sweep["not_seen"] == 0
+    consistent = {d["sink"]: d for d in drain["drain"] if d["case"] == "consistent"}
+    assert set(consistent) == {"sqlite", "postgresql"}
+    for entry in consistent.values():  # the whole queue, one snapshot: one WL commit
+        assert entry["commits"]["median"] == 1 and entry["x_normal"]["median"] > 0
+    notify, sweep, notify_consistent = results["latency"]["results"]
+    assert notify["not_seen"] == 0 and sweep["not_seen"] == 0 and notify_consistent["not_seen"] == 0
+    assert notify_consistent["consistent"] and notify_consistent["changes"] > 0
     assert sweep["max_ms"]["median"] < (sweep["sweep_interval"] + 5) * 1000
     assert [(h["server"], h["long_txn"]) for h in results["health"]["results"]] == [("main", False), ("main", True)]
     for health in results["health"]["results"]:
@@ -55,5 +60,6 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
                                                                                            ("postgresql", True)}
     report = (tmp_path / "RESULTS.md").read_text()
     assert "smoke mode" in report and "## Targets (issue 10" in report and "## 5. Queue health" in report
+    assert "consistent mode drain, one driver, into SQLite (issue 13)" in report
     assert "## 7. Verify" in report
     assert (ROOT / "bench" / "RESULTS.md").read_bytes() == results_md
