@@ -257,6 +257,20 @@ def test_consistent_mode_sql_refuses_a_claim_outside_its_transaction(movies, con
         "SELECT wlsync.lock_consistent_drain()").fetchone()[0]
 
 
+def test_queue_maintenance_and_claims_do_not_take_each_other_for_a_consistent_driver(movies, connect):
+    """The drain lock has a key of its own: a maintenance in flight does not fail a
+    claim, and claims in flight do not make maintenance skip its work."""
+    movies.execute("INSERT INTO movies VALUES (1, 'a', 2000)")
+    maintaining = connect()
+    maintaining.execute("SELECT wlsync.maintain_queue()")  # its transaction stays open
+    claiming = connect()
+    assert len(claiming.execute("SELECT * FROM wlsync.claim_sync_events()").fetchall()) == 1
+    maintaining.rollback()
+    done = connect(autocommit=True).execute("SELECT wlsync.maintain_queue()").fetchone()[0]
+    assert "skipped: another maintenance is running" not in done
+    claiming.rollback()
+
+
 def test_a_snapshot_batch_takes_exactly_the_events_its_snapshot_sees(movies, connect):
     movies.execute("INSERT INTO movies SELECT g, 'old', 2000 FROM generate_series(1, 25) g")
     conn = connect(autocommit=True)

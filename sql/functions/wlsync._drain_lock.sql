@@ -22,7 +22,7 @@ AS $function$
 --             this database; reads pg_locks ('held_exclusive', 'take_exclusive').
 -- ---------------------------------------------------------------------------
 DECLARE
-    c_key constant bigint := 7749002::bigint;  -- 'wlsync consistent drain', arbitrary and fixed
+    c_key constant bigint := 7749003::bigint;  -- 'wlsync consistent drain', arbitrary and fixed (7749001: capture, 7749002: maintenance)
     v_held boolean;
 BEGIN
     CASE p_mode

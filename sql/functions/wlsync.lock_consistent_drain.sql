@@ -36,7 +36,7 @@ BEGIN
     LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted
       AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
-      AND l.classid = 0::oid AND l.objid = 7749002::oid AND l.objsubid = 1;  -- wlsync._drain_lock's key
+      AND l.classid = 0::oid AND l.objid = 7749003::oid AND l.objsubid = 1;  -- wlsync._drain_lock's key
     -- The holder may have let go in between: say so rather than nothing.
     RETURN coalesce(v_holders, 'a claim that has just ended (try again)');
 END
