@@ -1,10 +1,10 @@
 """wlsync driver: keeps WL's copy of MDB's tracked tables in sync.
 
-    python wlsync_driver.py run    --source URL --target URL [--sink-class M:C] [--batch N] [--sweep-interval S] [--once]
-                                   [--consistent] [--metrics-port PORT [--metrics-host HOST]]
-    python wlsync_driver.py status --source URL [--json]
-    python wlsync_driver.py verify --source URL --target URL [--sink-class M:C] [--repair]
-    python wlsync_driver.py backfill --source URL [--table T ...] [--chunk N]
+    python wlsync_driver.py run    --source URL --target URL [--consumer NAME] [--sink-class M:C] [--batch N]
+                                   [--sweep-interval S] [--once] [--consistent] [--metrics-port PORT [--metrics-host HOST]]
+    python wlsync_driver.py status --source URL [--consumer NAME] [--json]
+    python wlsync_driver.py verify --source URL --target URL [--consumer NAME] [--sink-class M:C] [--repair]
+    python wlsync_driver.py backfill --source URL [--consumer NAME] [--table T ...] [--chunk N]
     python wlsync_driver.py migrate --source URL
 
 One cycle: BEGIN on MDB; rows := wlsync.claim_sync_events(batch); write them to
@@ -55,6 +55,10 @@ POLL_INTERVAL = 0.05  # seconds between claims while the wake-up is not armed
 GATHER_INTERVAL = 0.1  # busy, with small batches: seconds to let events gather before the next claim
 ONCE_MAX_RETRIES = 5  # run --once gives up (exit 1) after this many failed attempts in a row
 STANDBY_INTERVAL = 2.0  # --consistent: seconds between attempts to take the drain lock another driver holds
+WORK_EVERY = 10.0  # seconds between looks at the consumer's other work (wlsync.consumer_work)
+FAN_OUT = 10000    # events per wlsync.fan_out call (several consumers): ten batches' worth
+BACKFILL_CHUNK = 50000  # keys per committed backfill call (the CLI's default --chunk)
+DEFAULT_CONSUMER = "default"
 
 
 class Backoff:
@@ -84,8 +88,9 @@ class Claimed:
 class Driver:
     def __init__(self, dsn: str, sink: Sink, batch: int, sweep_interval: float, once: bool,
                  claim_timeout: float, max_attempts: int, metrics: DriverMetrics | None = None,
-                 consistent: bool = False):
+                 consistent: bool = False, consumer: str = DEFAULT_CONSUMER):
         self.dsn, self.sink, self.batch, self.consistent = dsn, sink, batch, consistent
+        self.consumer = consumer
         self.metrics = metrics or DriverMetrics()
         self.sweep_interval, self.once, self.claim_timeout = sweep_interval, once, claim_timeout
         self.max_attempts = max_attempts
@@ -102,6 +107,8 @@ class Driver:
         self.rate_window = (time.monotonic(), 0)  # (start, events synced since) for BUSY_EVENTS_PER_S
         self.disarmed_at = -REARM_AFTER
         self.waiting_for: str | None = None  # --consistent: why MDB says not to claim now, as last logged
+        self.fanning = True  # whether wlsync.fan_out has work (several consumers); rechecked with maintenance
+        self.worked_at = -WORK_EVERY  # time.monotonic() of the last look at wlsync.consumer_work
         # Fault injection for the crash and ordering tests: sleep with the batch
         # claimed, before its WL write or between WL's commit and MDB's.
         self.pause_at = os.environ.get("WLSYNC_TEST_PAUSE_AT")
@@ -128,6 +135,7 @@ class Driver:
         self.claims.execute("SELECT wlsync.raise_claim_version(%s)", [self.sink.max_version()])
         if self.consistent and not self.take_drain_lock():
             return  # stopped while standing by
+        self.work(self.claims, force=True)  # a new consumer's backfill, a resync: before draining
         self.listener = connect(self.dsn, autocommit=True, application_name="wlsync_driver_listen")
         self.listener.execute(f"LISTEN {CHANNEL}")
         self.metrics.connected()
@@ -138,13 +146,14 @@ class Driver:
         driver holds it, stand by. False when stopped before getting it."""
         holder = None
         while not self.stopping:
-            now = self.claims.execute("SELECT wlsync.lock_consistent_drain() AS holder").fetchone()["holder"]
+            now = self.claims.execute("SELECT wlsync.lock_consistent_drain(%s) AS holder",
+                                      [self.consumer]).fetchone()["holder"]
             if now is None:
                 if holder is not None:
                     log.info("took over the consistent drain")
                 return True
             if now != holder:
-                log.info("standing by: MDB's consistent drain is held by %s", now)
+                log.info("standing by: MDB's consistent drain of consumer %s is held by %s", self.consumer, now)
             holder = now
             self.wait_for(STANDBY_INTERVAL, listening=False)
         return False
@@ -306,13 +315,59 @@ class Driver:
             return
         if done:
             log.debug("queue maintenance: %s", ", ".join(done))
+        self.fanning = True  # a consumer may have been added: claim() finds out
+        self.work(conn)
+
+    def work(self, conn: psycopg.Connection, force: bool = False) -> None:
+        """The consumer's work besides draining (wlsync.consumer_work), every
+        WORK_EVERY s: backfill passes still incomplete (a new consumer starts
+        complete: wlsync.add_consumer starts them), and a rebuild of WL after
+        MDB dropped the consumer's pending events past its max_pending."""
+        if not force and time.monotonic() - self.worked_at < WORK_EVERY:
+            return
+        self.worked_at = time.monotonic()
+        work = conn.execute("SELECT * FROM wlsync.consumer_work(%s)", [self.consumer]).fetchone()
+        for table in work["backfill_tables"]:
+            self.backfill(conn, table)
+        if work["resync_requested_at"] is not None and not self.stopping:
+            self.resync(conn, work["resync_requested_at"], work["dropped_events"])
+
+    def backfill(self, conn: psycopg.Connection, table: str) -> None:
+        """Run a backfill pass of the consumer to its end, in committed chunks
+        (resumable: a pass another driver or `backfill` runs too just ends sooner)."""
+        log.info("consumer %s: backfilling %s", self.consumer, table)
+        enqueued = 0
+        while not self.stopping and (chunk := conn.execute(
+                "SELECT wlsync.backfill(%s, %s, %s) AS n", [table, BACKFILL_CHUNK, self.consumer]).fetchone()["n"]):
+            enqueued += chunk
+        if not self.stopping:
+            log.info("consumer %s: backfill pass of %s complete (%d keys enqueued by this driver)",
+                     self.consumer, table, enqueued)
+
+    def resync(self, conn: psycopg.Connection, requested_at: datetime, dropped: int) -> None:
+        """Rebuild WL after MDB dropped the consumer's pending events: verify
+        --repair enqueues every key WL holds differently (missing, extra or
+        changed), so the drain that follows makes WL equal to MDB."""
+        log.warning("consumer %s: MDB dropped its pending events past max_pending at %s (%d dropped so far); "
+                    "rebuilding WL (verify --repair)", self.consumer, requested_at.isoformat(), dropped)
+        wlsync_verify.verify(self.dsn, self.sink, repair=True, consumer=self.consumer)
+        cleared = conn.execute("SELECT wlsync.resync_done(%s, %s) AS cleared",
+                                      [self.consumer, requested_at]).fetchone()["cleared"]
+        self.metrics.resyncs.inc()
+        log.info("consumer %s: WL rebuilt; %s", self.consumer,
+                 "resync done" if cleared else "events were dropped again meanwhile: another rebuild follows")
 
     def claim(self, conn: psycopg.Connection) -> Claimed:
-        """Claim a batch on `conn`, in a transaction left open for sync_batch."""
+        """Claim a batch on `conn`, in a transaction left open for sync_batch.
+        With several consumers, first move the writers' events into every
+        consumer's queue (wlsync.fan_out, a short transaction of its own)."""
         started = time.monotonic()
+        if self.fanning:
+            self.fanning = conn.execute("SELECT wlsync.fan_out(%s) AS moved", [FAN_OUT]).fetchone()["moved"] is not None
         conn.execute("BEGIN")
         try:
-            rows = conn.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [self.batch]).fetchall()
+            rows = conn.execute("SELECT * FROM wlsync.claim_sync_events(%s, %s)",
+                                [self.batch, self.consumer]).fetchall()
         except BaseException:
             rollback(conn)
             raise
@@ -347,13 +402,15 @@ class Driver:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         wl_open = False
         try:
-            waiting_for = conn.execute("SELECT waiting_for FROM wlsync.start_consistent_batch()").fetchone()["waiting_for"]
+            waiting_for = conn.execute("SELECT waiting_for FROM wlsync.start_consistent_batch(%s)",
+                                       [self.consumer]).fetchone()["waiting_for"]
             if waiting_for != self.waiting_for and waiting_for is not None:
                 log.warning("consistent mode: not claiming; waiting for %s", waiting_for)
             self.waiting_for = waiting_for
             summary, held_back = summarize([]), 0
             while waiting_for is None:
-                rows = conn.execute("SELECT * FROM wlsync.claim_sync_events(%s)", [self.batch]).fetchall()
+                rows = conn.execute("SELECT * FROM wlsync.claim_sync_events(%s, %s)",
+                                    [self.batch, self.consumer]).fetchall()
                 if not rows:
                     break
                 # MDB ends the claim after claim_timeout of idleness: each chunk moves the deadline.
@@ -421,9 +478,9 @@ class Driver:
     def hold_back(self, conn: psycopg.Connection, row: dict, error: str) -> None:
         """Record a key WL rejected: retried with backoff, parked after --max-attempts."""
         relation = sql.Identifier(row["table_schema"], row["table_name"]).as_string(conn)
-        state = conn.execute("SELECT wlsync.record_failure(%s, %s, %s, %s, %s) AS state",
-                                    [relation, Jsonb(row["pk"]), error, row["attempts"],
-                                     self.max_attempts]).fetchone()["state"]
+        state = conn.execute("SELECT wlsync.record_failure(%s, %s, %s, %s, %s, %s) AS state",
+                             [relation, Jsonb(row["pk"]), error, row["attempts"], self.max_attempts,
+                              self.consumer]).fetchone()["state"]
         level = logging.ERROR if state == "parked" else logging.WARNING
         name = f"{row['table_schema']}.{row['table_name']}"
         self.metrics.key_rejected(name, state)
@@ -446,7 +503,7 @@ class Driver:
                for r in rows):
             return
         tables = tables_from_rows(
-            tuple(row.values()) for row in conn.execute("SELECT * FROM wlsync.tracked_columns()"))
+            tuple(row.values()) for row in conn.execute("SELECT * FROM wlsync.tracked_columns(%s)", [self.consumer]))
         self.sink.ensure_tables(tables)
         self.known_columns = {key: {c.name for c in t.columns} for key, t in tables.items()}
 
@@ -475,13 +532,16 @@ def rollback(conn: psycopg.Connection) -> None:
 
 # -- status and backfill ------------------------------------------------------------------
 
-def status(dsn: str, as_json: bool = False) -> int:
+def status(dsn: str, as_json: bool = False, consumer: str = DEFAULT_CONSUMER) -> int:
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
         rows = conn.execute("SELECT table_schema, table_name, pending_events, oldest_age, retrying_keys, "
-                            "dead_letters, oldest_enqueued_at FROM wlsync.queue_status()").fetchall()
+                            "dead_letters, oldest_enqueued_at FROM wlsync.queue_status(%s)", [consumer]).fetchall()
+        resync_at, dropped, backfills = conn.execute("SELECT * FROM wlsync.consumer_work(%s)", [consumer]).fetchone()
     if as_json:
-        print(json.dumps({"tables": [
+        print(json.dumps({"consumer": consumer, "dropped_events": dropped,
+                          "resync_requested_at": resync_at.isoformat() if resync_at else None,
+                          "backfills_running": list(backfills), "tables": [
             {"table": f"{schema}.{table}", "schema": schema, "name": table, "pending_events": pending,
              "oldest_enqueued_at": oldest.isoformat() if oldest else None,
              "oldest_age_seconds": age.total_seconds() if age is not None else None,
@@ -489,8 +549,12 @@ def status(dsn: str, as_json: bool = False) -> int:
             for schema, table, pending, age, retrying, dead, oldest in rows]}, indent=2))
         return 0
     if not rows:
-        print("no tracked tables: SELECT wlsync.track('<table>') to start")
+        print(f"consumer {consumer} receives no tables: SELECT wlsync.track('<table>'{'' if consumer == DEFAULT_CONSUMER else f', {consumer!r}'}) to start")
         return 0
+    if consumer != DEFAULT_CONSUMER or resync_at or backfills:
+        print(f"consumer {consumer}" + (f": backfilling {', '.join(backfills)}" if backfills else "")
+              + (f"; {dropped} pending events dropped past max_pending, WL rebuild requested at "
+                 f"{resync_at.isoformat()} (its driver does it)" if resync_at else ""))
     print(f"{'table':40} {'pending':>10} {'oldest age':>12} {'retrying':>9} {'dead letters':>13}")
     for schema, table, pending, age, retrying, dead, _oldest in rows:
         age_text = f"{age.total_seconds():.1f} s" if age is not None else "-"
@@ -500,31 +564,34 @@ def status(dsn: str, as_json: bool = False) -> int:
     return 0
 
 
-def backfill(dsn: str, tables: list[str], chunk: int) -> int:
-    """Backfill tables (all tracked ones by default) in committed chunks, with progress."""
+def backfill(dsn: str, tables: list[str], chunk: int, consumer: str = DEFAULT_CONSUMER) -> int:
+    """Backfill tables (all the consumer's by default) in committed chunks, with progress."""
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
         # (relation for SQL, name shown): the names as given, or every tracked table
         relations = [(table, table) for table in tables] or [
             (sql.Identifier(schema, name).as_string(conn), f"{schema}.{name}")
-            for schema, name in conn.execute("SELECT table_schema, table_name FROM wlsync.metrics()")]
+            for schema, name in conn.execute("SELECT table_schema, table_name FROM wlsync.metrics(1024, %s)",
+                                             [consumer])]
         estimate = conn.execute(
-            "SELECT sum(m.table_rows_estimate)::bigint FROM wlsync.metrics() AS m "
+            "SELECT sum(m.table_rows_estimate)::bigint FROM wlsync.metrics(1024, %s) AS m "
             "WHERE format('%%I.%%I', m.table_schema, m.table_name)::regclass = ANY (%s::regclass[])",
-            [[relation for relation, _ in relations]]).fetchone()[0]
+            [consumer, [relation for relation, _ in relations]]).fetchone()[0]
         with Progress("backfill", unit="keys", verb="enqueued, backfill pass complete", total=estimate) as progress:
             for relation, shown in relations:
                 progress.start(shown)
-                while enqueued := conn.execute("SELECT wlsync.backfill(%s, %s)", [relation, chunk]).fetchone()[0]:
+                while enqueued := conn.execute("SELECT wlsync.backfill(%s, %s, %s)",
+                                               [relation, chunk, consumer]).fetchone()[0]:
                     progress.advance(shown, enqueued)
     return 0
 
 
-def queue_progress(dsn: str) -> Progress:
+def queue_progress(dsn: str, consumer: str) -> Progress:
     """run --once: progress against the events queued now (new ones may add to them)."""
     with connect(dsn, autocommit=True) as conn:
         check_schema(conn, dsn)
-        queued = conn.execute("SELECT sum(queued_events)::bigint FROM wlsync.metrics()").fetchone()[0]
+        queued = conn.execute("SELECT sum(queued_events)::bigint FROM wlsync.metrics(1024, %s)",
+                              [consumer]).fetchone()[0]
     return Progress("run --once", unit="events", verb="synced", total=queued)
 
 
@@ -586,11 +653,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     target_help = (f"WL as a URL whose scheme names the sink: sqlite:///relative.db, sqlite:////absolute.db, "
                    f"postgresql://..., or a scheme an installed plug-in registers (default {DEFAULT_TARGET})")
     sink_class_help = "the sink as module:Class, constructed with --target (instead of looking up its scheme)"
+    consumer_help = (f"the consumer (a WL of its own: SELECT * FROM wlsync.consumers; default {DEFAULT_CONSUMER!r}, "
+                     "which receives every table tracked with wlsync.track)")
 
     run = commands.add_parser("run", help="listen and drain the queue into WL")
     run.add_argument("--source", help=source_help)
     run.add_argument("--target", default=DEFAULT_TARGET, help=target_help)
     run.add_argument("--sink-class", metavar="MODULE:CLASS", help=sink_class_help)
+    run.add_argument("--consumer", default=DEFAULT_CONSUMER, metavar="NAME", help=consumer_help)
     run.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH, help="keys per claim (default %(default)s)")
     run.add_argument("--sweep-interval", type=positive_float, default=60.0,
                      help="seconds between drains without a notification (default %(default)s)")
@@ -610,18 +680,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     stat = commands.add_parser("status", help="pending events per tracked table")
     stat.add_argument("--source", help=source_help)
     stat.add_argument("--json", action="store_true", help="print one JSON document, for scripts")
+    stat.add_argument("--consumer", default=DEFAULT_CONSUMER, metavar="NAME", help=consumer_help)
 
     ver = commands.add_parser("verify", help="compare MDB and WL; exit 1 when they differ")
     ver.add_argument("--source", help=source_help)
     ver.add_argument("--target", default=DEFAULT_TARGET, help=target_help)
     ver.add_argument("--sink-class", metavar="MODULE:CLASS", help=sink_class_help)
     ver.add_argument("--repair", action="store_true", help="re-enqueue every differing key")
+    ver.add_argument("--consumer", default=DEFAULT_CONSUMER, metavar="NAME", help=consumer_help)
 
     back = commands.add_parser("backfill", help="enqueue existing rows of tracked tables, in committed chunks")
     back.add_argument("--source", help=source_help)
     back.add_argument("--table", action="append", default=[],
                       help="a tracked table (repeatable; default: every tracked table)")
-    back.add_argument("--chunk", type=positive_int, default=50000, help="keys per transaction (default %(default)s)")
+    back.add_argument("--chunk", type=positive_int, default=BACKFILL_CHUNK, help="keys per transaction (default %(default)s)")
+    back.add_argument("--consumer", default=DEFAULT_CONSUMER, metavar="NAME", help=consumer_help)
 
     mig = commands.add_parser("migrate", help="install or upgrade the wlsync schema in MDB")
     mig.add_argument("--source", help=source_help)
@@ -642,25 +715,25 @@ def main(argv: list[str] | None = None) -> int:
             import wlsync_migrate
             return wlsync_migrate.main(["migrate", "--source", dsn] if dsn else ["migrate"])
         if args.command == "status":
-            return status(dsn, args.json)
+            return status(dsn, args.json, args.consumer)
         if args.command == "backfill":
-            return backfill(dsn, args.table, args.chunk)
+            return backfill(dsn, args.table, args.chunk, args.consumer)
         sink = open_sink(args.target, args.sink_class)
         if args.command == "run" and args.consistent and not sink.consistent:
             raise UserError(f"{sink.name} cannot commit a batch atomically, which --consistent needs: "
                             "run without --consistent, or sync into a transactional WL (sqlite, postgresql, mysql)")
         if args.command == "verify":
-            code = wlsync_verify.verify(dsn, sink, args.repair, show_progress=True)
+            code = wlsync_verify.verify(dsn, sink, args.repair, show_progress=True, consumer=args.consumer)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
             return code
         metrics = DriverMetrics(args.sink_class or urlsplit(args.target).scheme,
-                                dsn if args.metrics_port else None)
+                                dsn if args.metrics_port else None, args.consumer)
         if args.metrics_port:
             serve_metrics(metrics, args.metrics_host, args.metrics_port)
         if args.once:
-            metrics.progress = queue_progress(dsn)
+            metrics.progress = queue_progress(dsn, args.consumer)
         driver = Driver(dsn, sink, args.batch, args.sweep_interval, args.once, args.claim_timeout,
-                        args.max_attempts, metrics, args.consistent)
+                        args.max_attempts, metrics, args.consistent, args.consumer)
         try:
             code = driver.run()
         finally:

@@ -87,7 +87,7 @@ def driver_version() -> str:
 class DriverMetrics:
     """The driver's counters; served over HTTP only once serve() is called."""
 
-    def __init__(self, sink_kind: str = "unknown", dsn: str | None = None):
+    def __init__(self, sink_kind: str = "unknown", dsn: str | None = None, consumer: str = "default"):
         self.registry = CollectorRegistry()
         self.in_flight = False  # a claimed batch not yet committed
         self.progress: Progress | None = None  # run --once: events synced per table
@@ -129,10 +129,14 @@ class DriverMetrics:
             ["side"], registry=r)
         for side in ("mdb", "wl"):
             self.connected_gauge.labels(side).set(0)  # until the first connection works
-        Info("wlsync_driver", "The running driver: wlsync version and the kind of WL sink it writes to.",
-             registry=r).info({"version": driver_version(), "sink": sink_kind})
+        self.resyncs = Counter(
+            "wlsync_resyncs", "Times this driver rebuilt its consumer's WL (verify --repair) because MDB dropped "
+            "its pending events past max_pending (see wlsync_dropped_events).", registry=r)
+        Info("wlsync_driver", "The running driver: wlsync version, the kind of WL sink it writes to, and the "
+             "consumer it drains.", registry=r).info({"version": driver_version(), "sink": sink_kind,
+                                                      "consumer": consumer})
         if dsn is not None:
-            r.register(QueueCollector(dsn))
+            r.register(QueueCollector(dsn, consumer))
 
     def serve(self, host: str, port: int) -> None:
         """Serve /metrics from a background thread (prometheus_client's HTTP server)."""
@@ -175,12 +179,13 @@ class DriverMetrics:
 class QueueCollector(Collector):
     """Queue figures per table from wlsync.metrics(), read at scrape time, at most every QUEUE_REFRESH s."""
 
-    def __init__(self, dsn: str):
-        self.dsn = dsn
+    def __init__(self, dsn: str, consumer: str):
+        self.dsn, self.consumer = dsn, consumer
         self.lock = threading.Lock()  # scrapes may come in parallel
         self.conn: psycopg.Connection | None = None
         self.read_at = -QUEUE_REFRESH
         self.rows: list[tuple] | None = None
+        self.overflow: tuple | None = None  # (dropped events, resync pending) of the consumer
 
     def describe(self):
         return []  # figures depend on MDB: do not read it when the collector is registered
@@ -195,7 +200,10 @@ class QueueCollector(Collector):
                 self.conn.execute("SET statement_timeout = '5s'")
             self.rows = self.conn.execute(
                 "SELECT table_schema || '.' || table_name, queued_events, queued_exact, oldest_age_seconds, "
-                "retrying_keys, dead_letters FROM wlsync.metrics()").fetchall()
+                "retrying_keys, dead_letters FROM wlsync.metrics(1024, %s)", [self.consumer]).fetchall()
+            self.overflow = self.conn.execute(
+                "SELECT dropped_events, resync_requested_at IS NOT NULL FROM wlsync.consumer_work(%s)",
+                [self.consumer]).fetchone()
         except Exception as exc:  # any failure: no queue figures in this scrape, and a new try next time
             log.warning("metrics: cannot read the queue figures from MDB: %s", one_line(exc))
             self.rows = None
@@ -206,7 +214,7 @@ class QueueCollector(Collector):
     def collect(self):
         with self.lock:
             self.refresh()
-            rows = self.rows
+            rows, overflow = self.rows, self.overflow
         if rows is None:  # MDB unreachable: absent, rather than stale figures
             return
         depth = GaugeMetricFamily(
@@ -233,3 +241,12 @@ class QueueCollector(Collector):
             dead.add_metric([table], parked)
         exact.add_metric([], 1 if all(row[2] for row in rows) else 0)
         yield from (depth, age, retrying, dead, exact)
+        dropped = GaugeMetricFamily(
+            "wlsync_dropped_events", "Pending events of this driver's consumer that MDB dropped since the consumer "
+            "was created, because they passed its max_pending (wlsync.consumers): its driver then rebuilds WL.")
+        resync = GaugeMetricFamily(
+            "wlsync_resync_pending", "1 while this driver's consumer waits for its WL to be rebuilt after "
+            "dropped events (the driver does it when it runs), else 0.")
+        dropped.add_metric([], overflow[0])
+        resync.add_metric([], 1 if overflow[1] else 0)
+        yield from (dropped, resync)

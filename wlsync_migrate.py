@@ -43,8 +43,11 @@ def install_functions(conn) -> None:
         cursor.execute(path.read_text())
     # Regenerate every tracked table's capture function and triggers, so a new
     # version of wlsync.track takes effect on tables tracked before it.
-    cursor.execute("SELECT wlsync.track(t.relid) FROM wlsync.tracked_table AS t "
+    cursor.execute("SELECT wlsync.track(t.relid, NULL) FROM wlsync.tracked_table AS t "
                    "WHERE EXISTS (SELECT 1 FROM pg_class AS c WHERE c.oid = t.relid) ORDER BY t.table_id")
+    # The views over the rings name every consumer's ring tables.
+    cursor.execute("SELECT wlsync._rebuild_ring_views()")
+    cursor.execute("GRANT SELECT ON wlsync.consumers TO wlsync_driver, wlsync_admin")
     # Functions are executable by PUBLIC by default; nothing of wlsync's is.
     cursor.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA wlsync FROM PUBLIC")
     for role, functions in ROLE_FUNCTIONS.items():
@@ -56,24 +59,28 @@ def install_functions(conn) -> None:
 # is SECURITY DEFINER: the roles need no rights on wlsync's tables or the
 # tracked tables.
 DRIVER_FUNCTIONS = [
-    "wlsync.claim_sync_events(integer)", "wlsync.maintain_queue(bigint)", "wlsync.raise_claim_version(bigint)",
-    "wlsync.lock_consistent_drain()", "wlsync.start_consistent_batch()",
+    "wlsync.claim_sync_events(integer, text)", "wlsync.fan_out(integer)", "wlsync.maintain_queue(bigint)",
+    "wlsync.raise_claim_version(bigint)", "wlsync.lock_consistent_drain(text)", "wlsync.start_consistent_batch(text)",
+    "wlsync.consumer_work(text)", "wlsync.resync_done(text, timestamptz)",
     "wlsync.current_rows(regclass, jsonb[])",
-    "wlsync.read_rows(regclass, jsonb, integer)", "wlsync.tracked_columns()", "wlsync.queue_status()",
-    "wlsync.metrics(integer)",
+    "wlsync.read_rows(regclass, jsonb, integer)", "wlsync.tracked_columns(text)", "wlsync.queue_status(text)",
+    "wlsync.metrics(integer, text)",
     "wlsync.range_checksums(regclass, text, integer, integer, bigint[])",
     "wlsync.range_rows(regclass, text, integer, bigint[])", "wlsync.verify_hash(text, text)",
-    "wlsync.arm_wakeup(interval)", "wlsync.disarm_wakeup()", "wlsync.enqueue_keys(regclass, jsonb[])",
-    "wlsync.record_failure(regclass, jsonb, text, integer, integer)",
-    "wlsync.retry_dead_letters(regclass, jsonb)", "wlsync.discard_dead_letters(regclass, jsonb)",
+    "wlsync.arm_wakeup(interval)", "wlsync.disarm_wakeup()", "wlsync.enqueue_keys(regclass, jsonb[], text)",
+    "wlsync.record_failure(regclass, jsonb, text, integer, integer, text)",
+    "wlsync.retry_dead_letters(regclass, jsonb, text)", "wlsync.discard_dead_letters(regclass, jsonb, text)",
+    # A driver runs its consumer's backfill passes (wlsync.add_consumer starts them).
+    "wlsync.backfill(regclass, bigint, text)",
 ]
 ROLE_FUNCTIONS = {
     "wlsync_driver": DRIVER_FUNCTIONS,
     "wlsync_admin": DRIVER_FUNCTIONS + [
-        "wlsync.track(regclass)", "wlsync.untrack(regclass)", "wlsync.backfill(regclass, bigint)"],
+        "wlsync.track(regclass, text)", "wlsync.untrack(regclass)",
+        "wlsync.add_consumer(text, regclass[])", "wlsync.remove_consumer(text)"],
     # PostgreSQL's monitoring role (postgres_exporter's usual login): figures
     # only, no key values.
-    "pg_monitor": ["wlsync.metrics(integer)"],
+    "pg_monitor": ["wlsync.metrics(integer, text)"],
 }
 
 

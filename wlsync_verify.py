@@ -64,17 +64,19 @@ ProgressCallback = Callable[[str, int, int], None]  # (table, rows checked so fa
 
 
 def verify(dsn: str, sink: Sink, repair: bool = False, progress: ProgressCallback | None = None,
-           show_progress: bool = False) -> int:
+           show_progress: bool = False, consumer: str = "default") -> int:
     """Compare every tracked table; print each differing key. With repair, every
     differing key is re-enqueued, so the next drain rewrites it in WL. Returns
     the exit code: 0 when WL equals MDB, 1 otherwise. ``progress`` is called after
     each bucket comparison; ``show_progress`` (the CLI) also shows a bar on a
-    terminal or periodic lines otherwise, and a per-table summary before the result."""
+    terminal or periodic lines otherwise, and a per-table summary before the result.
+    ``consumer``: whose tables, compared with its WL (``sink``)."""
     with connect(dsn, autocommit=True) as conn, connect(dsn, autocommit=True) as scan:
         check_schema(conn, dsn)
         bar = None
         if show_progress:
-            estimate = conn.execute("SELECT sum(table_rows_estimate)::bigint FROM wlsync.metrics()").fetchone()[0]
+            estimate = conn.execute("SELECT sum(table_rows_estimate)::bigint FROM wlsync.metrics(1024, %s)",
+                                    [consumer]).fetchone()[0]
             bar = Progress("verify", unit="rows", verb="compared", total=estimate)
         reported: dict[str, int] = {}
 
@@ -85,7 +87,7 @@ def verify(dsn: str, sink: Sink, repair: bool = False, progress: ProgressCallbac
             if progress is not None:
                 progress(table, checked, total)
 
-        verifier = Verifier(conn, scan, sink, repair, on_progress)
+        verifier = Verifier(conn, scan, sink, repair, on_progress, consumer)
         try:
             verifier.run()
         finally:
@@ -105,8 +107,8 @@ class Verifier:
     side, so that the two engines work at the same time."""
 
     def __init__(self, conn: psycopg.Connection, scan: psycopg.Connection, sink: Sink, repair: bool,
-                 progress: ProgressCallback | None):
-        self.conn, self.scan, self.sink = conn, scan, sink
+                 progress: ProgressCallback | None, consumer: str = "default"):
+        self.conn, self.scan, self.sink, self.consumer = conn, scan, sink, consumer
         self.repair, self.progress = repair, progress
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wlsync-verify-mdb")
         self.differences = self.repaired = 0
@@ -117,7 +119,8 @@ class Verifier:
         self.pool.shutdown()
 
     def run(self) -> None:
-        tables = tables_from_rows(self.conn.execute("SELECT * FROM wlsync.tracked_columns()").fetchall())
+        tables = tables_from_rows(self.conn.execute("SELECT * FROM wlsync.tracked_columns(%s)",
+                                                    [self.consumer]).fetchall())
         self.sink.ensure_tables(tables)
         self.choose_scheme()
         for table in tables.values():
@@ -267,8 +270,9 @@ class TableVerify:
                         wrong.append(report(self.name, "different", pk, changed))
             verifier.differences += len(wrong)
             if verifier.repair and wrong:
-                verifier.repaired += verifier.conn.execute("SELECT wlsync.enqueue_keys(%s, %s)",
-                                                           [self.relation, [Jsonb(pk) for pk in wrong]]).fetchone()[0]
+                verifier.repaired += verifier.conn.execute(
+                    "SELECT wlsync.enqueue_keys(%s, %s, %s)",
+                    [self.relation, [Jsonb(pk) for pk in wrong], verifier.consumer]).fetchone()[0]
         self.candidates = []
 
     def advance(self) -> None:

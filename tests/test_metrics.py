@@ -48,7 +48,8 @@ def test_metrics_count_synced_events_and_the_queue_depth_falls_as_it_drains(movi
         assert first[("wlsync_queue_events", ("table", "public.movies"))] >= 200
         assert first[("wlsync_queue_exact",)] == 1
         assert first[("wlsync_queue_oldest_age_seconds", ("table", "public.movies"))] >= 0
-        assert first[("wlsync_driver_info", ("sink", "sqlite"), ("version", "0.1.0"))] == 1
+        assert first[("wlsync_driver_info", ("consumer", "default"), ("sink", "sqlite"), ("version", "0.1.0"))] == 1
+        assert first[("wlsync_dropped_events",)] == 0 and first[("wlsync_resync_pending",)] == 0
         assert first[("wlsync_connected", ("side", "mdb"))] == 1
         assert first[("wlsync_connected", ("side", "wl"))] == 1
 
@@ -117,7 +118,8 @@ def test_every_metric_has_a_help_text_and_follows_prometheus_naming(movies, mdb_
         assert {"wlsync_events_synced", "wlsync_keys_synced", "wlsync_batches", "wlsync_keys_rejected",
                 "wlsync_batch_duration_seconds", "wlsync_batch_size_events", "wlsync_sync_lag_seconds",
                 "wlsync_connected", "wlsync_driver_info", "wlsync_queue_events", "wlsync_queue_oldest_age_seconds",
-                "wlsync_retrying_keys", "wlsync_dead_letters", "wlsync_queue_exact"} <= set(ours)
+                "wlsync_retrying_keys", "wlsync_dead_letters", "wlsync_queue_exact", "wlsync_resyncs",
+                "wlsync_dropped_events", "wlsync_resync_pending"} <= set(ours)
         for name, text in ours.items():
             assert len(text) > 40 and text.endswith((".", ")")), (name, text)
             assert not re.search(r"_(ms|milliseconds|count)$", name), name

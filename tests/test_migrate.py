@@ -23,10 +23,10 @@ def test_rerunning_migrations_is_a_no_op(mdb, mdb_dsn):
 
 
 def test_functions_reinstalls_every_function_file(mdb, mdb_dsn):
-    mdb.execute("DROP FUNCTION wlsync.queue_status()")
+    mdb.execute("DROP FUNCTION wlsync.queue_status(text)")
     result = run_migrate("functions", "--source", mdb_dsn)
     assert result.returncode == 0, result.stderr
-    assert mdb.execute("SELECT to_regprocedure('wlsync.queue_status()') IS NOT NULL").fetchone()[0]
+    assert mdb.execute("SELECT to_regprocedure('wlsync.queue_status(text)') IS NOT NULL").fetchone()[0]
 
 
 def test_unreachable_server_is_one_clear_line():

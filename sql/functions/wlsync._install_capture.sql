@@ -35,7 +35,7 @@ DECLARE
 BEGIN
     SELECT * INTO STRICT v_table FROM wlsync.tracked_table AS t WHERE t.table_id = p_table_id;
     SELECT format('wlsync.%I', 'queue_' || s.slot) INTO STRICT v_queue
-    FROM wlsync.queue_slot AS s WHERE s.state = 'current';
+    FROM wlsync.queue_slot AS s WHERE s.ring = 0 AND s.state = 'current';
     SELECT c.notify_until INTO v_notify_until FROM wlsync.capture_state AS c;
 
     -- The body is passed as a quoted literal (%L), so no table or column name

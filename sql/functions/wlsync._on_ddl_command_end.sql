@@ -37,7 +37,7 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = format('To stop capturing the table, SELECT wlsync.untrack(%L);', v_relid::text);
         END IF;
-        PERFORM wlsync.track(v_relid);
+        PERFORM wlsync.track(v_relid, NULL);  -- regenerate: no consumer gains it
     END LOOP;
 END
 $function$;

@@ -21,9 +21,7 @@ BEGIN
         JOIN wlsync.tracked_table AS t ON t.relid = d.objid
         WHERE d.object_type IN ('table', 'partitioned table')   -- named, or dropped by CASCADE
     LOOP
-        DELETE FROM wlsync.queue_0 WHERE table_id = v_dropped.table_id;
-        DELETE FROM wlsync.queue_1 WHERE table_id = v_dropped.table_id;
-        DELETE FROM wlsync.queue_2 WHERE table_id = v_dropped.table_id;
+        PERFORM wlsync._discard_table_events(v_dropped.table_id);
         DELETE FROM wlsync.tracked_table WHERE table_id = v_dropped.table_id;  -- cascades
         EXECUTE format('DROP FUNCTION IF EXISTS wlsync.%I()', '_capture_row_' || v_dropped.table_id);
         EXECUTE format('DROP FUNCTION IF EXISTS wlsync.%I(jsonb[])', '_read_rows_' || v_dropped.table_id);

@@ -1,37 +1,35 @@
-CREATE OR REPLACE FUNCTION wlsync.claim_sync_events(p_batch integer DEFAULT 1000)
+CREATE OR REPLACE FUNCTION wlsync.claim_sync_events(p_batch integer DEFAULT 1000, p_consumer text DEFAULT 'default')
 RETURNS TABLE (table_schema name, table_name name, pk jsonb, action text, row_data jsonb,
                version bigint, events integer, enqueued_at timestamptz, attempts integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
--- wlsync.claim_sync_events(p_batch DEFAULT 1000)
+-- wlsync.claim_sync_events(p_batch DEFAULT 1000, p_consumer DEFAULT 'default')
 --   The driver's one call per batch, in its own transaction:
 --     BEGIN; SELECT * FROM wlsync.claim_sync_events(1000);
 --     <write the rows to WL and commit WL>; COMMIT;
---   Deletes up to p_batch pending events (skipping rows other drivers hold)
---   and returns, per key, the row as it is now: the events vanish only when
---   the caller commits, after WL has the rows; a rollback (or a crash) leaves
---   them queued. Inside BEGIN ... ROLLBACK it is a harmless peek. A bare
---   SELECT wlsync.claim_sync_events(); in autocommit consumes what it
---   returns: WL gets those keys only at their next change, or from
---   `verify --repair`.
+--   Deletes up to p_batch of the consumer's pending events (skipping rows
+--   other drivers hold) and returns, per key, the row as it is now: the
+--   events vanish only when the caller commits, after WL has the rows; a
+--   rollback (or a crash) leaves them queued. Inside BEGIN ... ROLLBACK it
+--   is a harmless peek. A bare SELECT wlsync.claim_sync_events(); in
+--   autocommit consumes what it returns: WL gets those keys only at their
+--   next change, or from `verify --repair`.
 --   Consistent mode (wlsync.start_consistent_batch): in the REPEATABLE READ
 --   transaction of the session holding wlsync.lock_consistent_drain(), every
 --   call runs on the transaction's one snapshot; called until it returns no
 --   row, the calls take every event that snapshot sees and read every key's
---   row as of it, with one version. A READ COMMITTED claim fails meanwhile.
+--   row as of it, with one version. A READ COMMITTED claim of the consumer
+--   fails meanwhile.
 --
---   Where events are taken (the queue ring, see wlsync.maintain_queue):
---   sealed slots first, oldest first, each from the block where the previous
---   claim of it stopped (a shared, non-transactional resume point, so a
---   drained prefix is never scanned again, however many dead rows an old
---   snapshot keeps there); then a retired slot; then the current slot, which
---   rotation keeps small (then free slots, normally empty). Those two may still receive rows anywhere, so their
---   scan starts at the first row the previous claim found and wraps around
---   to the start when that is not enough. Rows are locked FOR UPDATE SKIP
---   LOCKED in a MATERIALIZED CTE (a plain subquery with LIMIT may be run
---   again and lock rows it does not return) and deleted by ctid.
+--   Where events are taken (wlsync._take_events): the consumer's own ring
+--   (wlsync.pending_<id>_0..2), and, while it is the only consumer, the
+--   writers' ring (wlsync.queue_0..2) directly. With several consumers,
+--   wlsync.fan_out moves the writers' events into every consumer's ring
+--   (drivers call it before each claim); a consistent-mode batch takes them
+--   from the writers' ring itself and passes the other consumers theirs.
+--   Events of tables the consumer does not receive are dropped.
 --
 --   Per-key rule (WL never goes backwards), without any per-key lock: each
 --   key's row is read by a later statement than the claim, and returned with
@@ -53,8 +51,9 @@ AS $function$
 --   not fit its table's key columns is dropped with a WARNING (queue rows can
 --   be inserted by any role, see the README's "Least privilege").
 --
--- Parameters: p_batch  at most this many events are taken (and at most this
---             many due dead letters); default 1000
+-- Parameters: p_batch     at most this many events are taken (and at most
+--                        this many due dead letters); default 1000
+--             p_consumer  whose events (wlsync.consumers); default 'default'
 -- Returns:    one row per key: table_schema, table_name, pk (the key columns
 --             as text, like row_data), action ('upsert' when the row exists,
 --             'delete' when it is gone), row_data (jsonb: every column as its
@@ -66,12 +65,12 @@ AS $function$
 --             wlsync.record_failure; 0 otherwise).
 --             Rendering is wlsync.current_rows': UTC, ISO dates, hex bytea,
 --             exact floats.
--- Raises:     22023 when p_batch < 1; 25001 in another isolation level than
+-- Raises:     22023 when p_batch < 1 or there is no such consumer; 25001 in another isolation level than
 --             READ COMMITTED or a consistent-mode batch's REPEATABLE READ;
 --             55P03 in REPEATABLE READ without the consistent drain lock, or
 --             in READ COMMITTED while a consistent driver holds it.
--- Touches:    deletes from wlsync.queue_0..2 (row locks until the caller
---             ends), moves their resume sequences; deletes due
+-- Touches:    deletes from the rings (row locks until the caller ends),
+--             moves their resume sequences; deletes the consumer's due
 --             wlsync.dead_letter rows; reads the tracked tables (ACCESS
 --             SHARE); the consistent drain lock (shared, transaction
 --             level, in READ COMMITTED). Writers are never blocked: they only insert.
@@ -79,13 +78,6 @@ AS $function$
 --             on the queue or the tables.
 -- ---------------------------------------------------------------------------
 DECLARE
-    v_slot record;
-    v_room integer;
-    v_resume bigint;
-    v_last tid;
-    v_ids integer[];
-    v_keys jsonb[];
-    v_times timestamptz[];
     v_table_ids integer[];
     v_pks jsonb[];
     v_enqueued_at timestamptz[];
@@ -101,14 +93,18 @@ DECLARE
     v_key jsonb;
     v_round integer := 0;
     v_snapshot_batch boolean;
+    v_consumer integer;
+    v_sole boolean;
 BEGIN
     IF p_batch IS NULL OR p_batch < 1 THEN
         RAISE EXCEPTION 'wlsync.claim_sync_events: batch must be a positive number of events, got %', p_batch
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    v_consumer := wlsync._consumer_id(p_consumer);
+    v_sole := (SELECT count(*) FROM wlsync.consumer) = 1;
     v_snapshot_batch := current_setting('transaction_isolation') = 'repeatable read';
     IF v_snapshot_batch THEN
-        IF NOT wlsync._drain_lock('held_exclusive') THEN
+        IF NOT wlsync._drain_lock('held_exclusive', v_consumer) THEN
             RAISE EXCEPTION 'wlsync.claim_sync_events in REPEATABLE READ is a consistent-mode batch, and this session does not hold the consistent drain lock'
                 USING ERRCODE = 'lock_not_available',
                       HINT = 'Claim in READ COMMITTED, or see wlsync.start_consistent_batch.';
@@ -118,80 +114,40 @@ BEGIN
                         current_setting('transaction_isolation')
             USING ERRCODE = 'active_sql_transaction',
                   HINT = 'The fencing version is read off the snapshot that reads each claimed row.';
-    ELSIF NOT wlsync._drain_lock('try_shared') THEN
+    ELSIF NOT wlsync._drain_lock('try_shared', v_consumer) THEN
         RAISE EXCEPTION 'wlsync.claim_sync_events: a consistent-mode driver is draining the queue; a claim beside it would take events out of its snapshot batches'
             USING ERRCODE = 'lock_not_available',
                   HINT = 'Stop the consistent driver (wlsync run --consistent), or run this driver with --consistent: it stands by.';
     END IF;
 
-    v_any_dead := EXISTS (SELECT 1 FROM wlsync.dead_letter);
+    v_any_dead := EXISTS (SELECT 1 FROM wlsync.dead_letter AS d WHERE d.consumer_id = v_consumer);
     -- Rounds: a round whose events all belong to held-back keys returns
     -- nothing, which a driver would take for an empty queue; claim again (a
     -- snapshot batch until the queue is empty: it must take every event).
     LOOP
         v_round := v_round + 1;
-        v_table_ids := '{}'::integer[];
-        v_pks := '{}'::jsonb[];
-        v_enqueued_at := '{}'::timestamptz[];
-        -- Free slots too: they are empty (TRUNCATEd) unless an enqueuer whose
-        -- snapshot predates a rotation (REPEATABLE READ) wrote into one.
-        FOR v_slot IN
-            SELECT s.slot, s.state, s.sealed_blocks FROM wlsync.queue_slot AS s
-            ORDER BY s.state = 'free', s.state = 'current', s.state = 'retired', s.retired_at
-        LOOP
-            v_room := p_batch - cardinality(v_pks);
-            EXIT WHEN v_room <= 0;
-            EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
-            IF v_slot.state = 'sealed' THEN
-                CONTINUE WHEN v_resume >= v_slot.sealed_blocks;
-                EXECUTE format($sql$
-                    WITH head AS MATERIALIZED (
-                        SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
-                    ), claimed AS (
-                        DELETE FROM wlsync.%1$I AS q WHERE q.ctid = ANY (ARRAY(SELECT h.ctid FROM head AS h))
-                        RETURNING q.table_id, q.pk, q.enqueued_at
-                    )
-                    SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.enqueued_at),
-                           (SELECT max(h.ctid) FROM head AS h)
-                    FROM claimed AS c$sql$, 'queue_' || v_slot.slot)
-                INTO v_ids, v_keys, v_times, v_last
-                USING format('(%s,0)', v_resume)::tid, v_room;
-                -- The next claim resumes at this one's last block (what is left
-                -- there is found again); having found nothing, at the end: the
-                -- slot is then left to wlsync.maintain_queue to rescan or TRUNCATE.
-                PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'),
-                               coalesce((v_last::text::point)[0]::bigint, v_slot.sealed_blocks));
-            ELSE
-                -- Rows still arrive here, possibly behind any point (a writer's
-                -- half-filled page, a long transaction committing late): scan
-                -- from the block where the first row of the previous claim
-                -- was, then wrap around to the start if that is not enough.
-                EXECUTE format($sql$
-                    WITH ahead AS MATERIALIZED (
-                        SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid >= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
-                    ), behind AS MATERIALIZED (
-                        SELECT q.ctid FROM wlsync.%1$I AS q WHERE q.ctid < $1
-                        LIMIT $2 - (SELECT count(*) FROM ahead) FOR UPDATE SKIP LOCKED
-                    ), head AS (
-                        SELECT a.ctid FROM ahead AS a UNION ALL SELECT b.ctid FROM behind AS b
-                    ), claimed AS (
-                        DELETE FROM wlsync.%1$I AS q WHERE q.ctid = ANY (ARRAY(SELECT h.ctid FROM head AS h))
-                        RETURNING q.table_id, q.pk, q.enqueued_at
-                    )
-                    SELECT array_agg(c.table_id), array_agg(c.pk), array_agg(c.enqueued_at),
-                           (SELECT min(h.ctid) FROM head AS h)
-                    FROM claimed AS c$sql$, 'queue_' || v_slot.slot)
-                INTO v_ids, v_keys, v_times, v_last
-                USING format('(%s,0)', v_resume)::tid, v_room;
-                IF v_last IS NOT NULL THEN
-                    PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'),
-                                   (v_last::text::point)[0]::bigint);
-                END IF;
-            END IF;
-            v_table_ids := v_table_ids || v_ids;
-            v_pks := v_pks || v_keys;
-            v_enqueued_at := v_enqueued_at || v_times;
-        END LOOP;
+        -- With one consumer, its events are the writers' ring's (ring 0); with
+        -- several, wlsync.fan_out moves them into each consumer's ring, except
+        -- in a consistent-mode batch, which must take every event its snapshot
+        -- sees: it takes ring 0's too, waiting for rows another transaction
+        -- holds, and passes the other consumers their copies.
+        IF v_sole THEN
+            SELECT e.table_ids, e.pks, e.enqueued_at INTO v_table_ids, v_pks, v_enqueued_at
+            FROM wlsync._take_events(0, p_batch) AS e;
+        ELSIF v_snapshot_batch THEN
+            SELECT e.table_ids, e.pks, e.enqueued_at INTO v_table_ids, v_pks, v_enqueued_at
+            FROM wlsync._take_events(0, p_batch, false) AS e;
+            PERFORM wlsync._fan_out_events(v_table_ids, v_pks, v_enqueued_at, v_consumer);
+        ELSE
+            v_table_ids := '{}'::integer[];
+            v_pks := '{}'::jsonb[];
+            v_enqueued_at := '{}'::timestamptz[];
+        END IF;
+        IF cardinality(v_pks) < p_batch THEN
+            SELECT v_table_ids || e.table_ids, v_pks || e.pks, v_enqueued_at || e.enqueued_at
+            INTO v_table_ids, v_pks, v_enqueued_at
+            FROM wlsync._take_events(v_consumer, p_batch - cardinality(v_pks)) AS e;
+        END IF;
 
         -- Per key: its events collapse into one read, ordered by table (each
         -- table's keys are then one slice of the arrays). A key that names no
@@ -202,6 +158,7 @@ BEGIN
             -- not once per key.
             WITH t AS MATERIALIZED (
                 SELECT t.table_id, t.pk_columns::text[] AS pk_columns FROM wlsync.tracked_table AS t
+                JOIN wlsync.consumer_table AS ct ON ct.table_id = t.table_id AND ct.consumer_id = v_consumer
             )
             SELECT array_agg(k.table_id), array_agg(k.pk), array_agg(k.events), array_agg(k.enqueued_at)
             INTO v_key_table_ids, v_key_pks, v_key_events, v_key_enqueued_at
@@ -224,13 +181,13 @@ BEGIN
                 GROUP BY e.table_id, e.pk
             ), due AS MATERIALIZED (
                 SELECT d.table_id, d.pk FROM wlsync.dead_letter AS d
-                WHERE v_round = 1 AND d.retry_at <= now()
+                WHERE d.consumer_id = v_consumer AND v_round = 1 AND d.retry_at <= now()
                 ORDER BY d.retry_at
                 LIMIT p_batch
                 FOR UPDATE SKIP LOCKED
             ), retried AS (
                 DELETE FROM wlsync.dead_letter AS d USING due
-                WHERE d.table_id = due.table_id AND d.pk = due.pk
+                WHERE d.consumer_id = v_consumer AND d.table_id = due.table_id AND d.pk = due.pk
                 RETURNING d.table_id, d.pk, d.attempts, d.last_failed_at
             ), held AS MATERIALIZED (
                 -- Dead letters that hold their key back, locked so that none can be
@@ -239,7 +196,7 @@ BEGIN
                 -- skipped, and its key's events are returned like any others.
                 SELECT d.table_id, d.pk FROM wlsync.dead_letter AS d
                 JOIN per_key AS p ON p.table_id = d.table_id AND p.pk = d.pk
-                WHERE d.retry_at IS NULL OR d.retry_at > now()
+                WHERE d.consumer_id = v_consumer AND (d.retry_at IS NULL OR d.retry_at > now())
                 FOR SHARE OF d SKIP LOCKED
             ), claimed AS (
                 SELECT coalesce(p.table_id, r.table_id) AS table_id, coalesce(p.pk, r.pk) AS pk,
@@ -251,7 +208,8 @@ BEGIN
                    OR NOT EXISTS (SELECT 1 FROM held AS h WHERE h.table_id = p.table_id AND h.pk = p.pk)
             ), kept AS (
                 SELECT c.* FROM claimed AS c
-                JOIN (SELECT t.table_id, t.pk_columns::text[] AS pk_columns FROM wlsync.tracked_table AS t) AS t
+                JOIN (SELECT t.table_id, t.pk_columns::text[] AS pk_columns FROM wlsync.tracked_table AS t
+                      JOIN wlsync.consumer_table AS ct ON ct.table_id = t.table_id AND ct.consumer_id = v_consumer) AS t
                   ON t.table_id = c.table_id
                 WHERE jsonb_strip_nulls(c.pk) ?& t.pk_columns
                 ORDER BY c.table_id
@@ -326,5 +284,5 @@ BEGIN
 END
 $function$;
 
-COMMENT ON FUNCTION wlsync.claim_sync_events(integer) IS
+COMMENT ON FUNCTION wlsync.claim_sync_events(integer, text) IS
     'Driver: take up to p_batch events off the queue ring (SKIP LOCKED) and return their keys'' current rows with a snapshot version; commit after WL has them';

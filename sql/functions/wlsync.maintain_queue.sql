@@ -5,8 +5,10 @@ SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync.maintain_queue(p_rotate_blocks DEFAULT 1024)
---   Keeps the queue ring (wlsync.queue_0..2, states in wlsync.queue_slot)
---   small without vacuum, as PgQ's maint_rotate_tables does. Drivers call it
+--   Keeps the queue rings (the writers', wlsync.queue_0..2, and each
+--   consumer's, wlsync.pending_<id>_0..2; states in wlsync.queue_slot) small
+--   without vacuum, as PgQ's maint_rotate_tables does, and a stopped
+--   consumer's backlog bounded. Drivers call it
 --   about once a second and whenever a claim comes back short; a DBA may call
 --   it any time (SELECT wlsync.maintain_queue();). Each call, in one
 --   transaction, takes every step that is due:
@@ -29,19 +31,36 @@ AS $function$
 --        and only then check that it holds no row. Rows still there (a claim
 --        rolled back after walking past them) send claims back to its start,
 --        at most once a second.
+--     4. rotate: when the writers' current slot holds p_rotate_blocks blocks
+--        or more and another slot is free, that one becomes current and every
+--        capture function is regenerated to insert there. Skipped while an SQL
+--        enqueuer (TRUNCATE capture, ...) is in flight.
+--     5. rotate a consumer's ring the same way, sealing the old slot at once:
+--        only wlsync's functions insert there, each holding the ring's lock
+--        (wlsync._ring_lock) until it commits, so once the rotation has that
+--        lock nobody can still insert into the old slot. Skipped while one is
+--        in flight.
+--     6. bound each consumer's backlog, at most every 10 s per consumer: when
+--        its ring (and, while it is the only consumer, the writers' sealed
+--        slots) holds more than its max_pending events, they are dropped
+--        (TRUNCATE, NOWAIT: slots a live claim holds wait for a later call)
+--        and the consumer is marked for resync (resync_requested_at,
+--        dropped_events, overflows): its driver rebuilds its WL when it runs
+--        (wlsync.consumer_work). With several consumers, the writers' sealed
+--        slots are dropped when they alone hold more than the smallest
+--        max_pending (no driver fans out: every consumer is stopped), and
+--        every consumer is marked. Events are never dropped otherwise.
 --   One call at a time (an advisory lock; a concurrent call returns at once).
---     4. rotate: when the current slot holds p_rotate_blocks blocks or more
---        and another slot is free, that one becomes current and every capture
---        function is regenerated to insert there. Skipped while an SQL
---        enqueuer (backfill, TRUNCATE capture, ...) is in flight.
 -- Parameters: p_rotate_blocks  size of the current slot (8 kB blocks) that
 --             triggers a rotation; default 1024 (8 MB)
--- Returns:    what was done, e.g. {"sealed 1","truncated 1","rotated 2 -> 0"};
+-- Returns:    what was done, e.g. {"sealed 1","truncated 1","rotated 2 -> 0",
+--             "consumer search: dropped 1200000 events past max_pending"};
 --             empty when nothing was due
 -- Raises:     22023 when p_rotate_blocks < 1; 25001 outside READ COMMITTED.
 -- Touches:    advisory lock 7749002 (this) and the capture lock (shared,
 --             wlsync._capture_lock); wlsync.queue_slot; pg_locks (a snapshot of the lock table);
---             TRUNCATE (ACCESS EXCLUSIVE, NOWAIT) of a drained sealed slot;
+--             TRUNCATE (ACCESS EXCLUSIVE, NOWAIT) of a drained sealed slot
+--             or of an overflowing consumer's slots; wlsync.consumer;
 --             the capture lock and pg_proc when rotating.
 -- ---------------------------------------------------------------------------
 DECLARE
@@ -51,7 +70,9 @@ DECLARE
     v_resume bigint;
     v_next smallint;
     v_rows_left boolean;
-    v_truncated smallint[] := '{}'::smallint[];
+    v_truncated text[] := '{}'::text[];  -- 'ring.slot' of the slots TRUNCATEd by this call
+    v_name text;
+    v_label text;
 BEGIN
     IF p_rotate_blocks IS NULL OR p_rotate_blocks < 1 THEN
         RAISE EXCEPTION 'wlsync.maintain_queue: p_rotate_blocks must be at least 1, got %', p_rotate_blocks
@@ -77,13 +98,13 @@ BEGIN
     SET writers = (SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
                    FROM pg_locks AS l
                    WHERE l.locktype = 'virtualxid' AND l.pid IS DISTINCT FROM pg_backend_pid())
-    WHERE s.state = 'retired' AND s.writers IS NULL
+    WHERE s.ring = 0 AND s.state = 'retired' AND s.writers IS NULL
       AND s.retired_by IS DISTINCT FROM pg_current_xact_id_if_assigned()
       AND wlsync._capture_lock('try_shared');
 
     -- 2. Seal the slots no recorded writer can still insert into.
     FOR v_slot IN SELECT s.slot, s.writers FROM wlsync.queue_slot AS s
-                  WHERE s.state = 'retired' AND s.writers IS NOT NULL LOOP
+                  WHERE s.ring = 0 AND s.state = 'retired' AND s.writers IS NOT NULL LOOP
         v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
         CONTINUE WHEN EXISTS (
             SELECT 1 FROM pg_locks AS l
@@ -102,16 +123,18 @@ BEGIN
         UPDATE wlsync.queue_slot
         SET state = 'sealed', changed_at = now(), rescanned_at = now(),
             sealed_blocks = pg_relation_size(v_queue::regclass) / current_setting('block_size')::bigint
-        WHERE slot = v_slot.slot;
+        WHERE ring = 0 AND slot = v_slot.slot;
         PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
         v_done := v_done || format('sealed %s', v_slot.slot);
     END LOOP;
 
-    -- 3. TRUNCATE sealed slots that are walked and empty.
-    FOR v_slot IN SELECT s.slot, s.sealed_blocks, s.rescanned_at FROM wlsync.queue_slot AS s
-                  WHERE s.state = 'sealed' LOOP
-        v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
-        EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
+    -- 3. TRUNCATE sealed slots that are walked and empty (every ring).
+    FOR v_slot IN SELECT s.ring, s.slot, s.sealed_blocks, s.rescanned_at FROM wlsync.queue_slot AS s
+                  WHERE s.state = 'sealed' ORDER BY s.ring, s.slot LOOP
+        v_name := wlsync._slot_table(v_slot.ring, v_slot.slot);
+        v_queue := format('wlsync.%I', v_name);
+        v_label := CASE WHEN v_slot.ring = 0 THEN v_slot.slot::text ELSE v_name END;
+        EXECUTE format('SELECT last_value FROM wlsync.%I', v_name || '_resume') INTO v_resume;
         CONTINUE WHEN v_resume < v_slot.sealed_blocks;
         BEGIN
             -- Lock first, then look: once the lock is ours, every transaction
@@ -125,44 +148,63 @@ BEGIN
                 RAISE EXCEPTION USING ERRCODE = 'WLRSC';
             END IF;
             EXECUTE format('TRUNCATE %s', v_queue);
-            UPDATE wlsync.queue_slot
-            SET state = 'free', changed_at = now(), retired_at = NULL, retired_by = NULL, writers = NULL,
-                sealed_blocks = NULL, rescanned_at = NULL
-            WHERE slot = v_slot.slot;
-            PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
-            v_done := v_done || format('truncated %s', v_slot.slot);
-            v_truncated := v_truncated || v_slot.slot;
+            PERFORM wlsync._free_slot(v_slot.ring, v_slot.slot);
+            v_done := v_done || format('truncated %s', v_label);
+            v_truncated := v_truncated || format('%s.%s', v_slot.ring, v_slot.slot);
         EXCEPTION
             WHEN lock_not_available THEN
-                v_done := v_done || format('truncate %s postponed: in use', v_slot.slot);
+                v_done := v_done || format('truncate %s postponed: in use', v_label);
             WHEN SQLSTATE 'WLRSC' THEN  -- (the lock goes with the subtransaction)
                 IF v_slot.rescanned_at < now() - interval '1 second' THEN
-                    UPDATE wlsync.queue_slot SET rescanned_at = now() WHERE slot = v_slot.slot;
-                    PERFORM setval(format('wlsync.%I', 'queue_' || v_slot.slot || '_resume'), 0);
-                    v_done := v_done || format('rescan %s', v_slot.slot);
+                    UPDATE wlsync.queue_slot SET rescanned_at = now() WHERE ring = v_slot.ring AND slot = v_slot.slot;
+                    PERFORM setval(format('wlsync.%I', v_name || '_resume'), 0);
+                    v_done := v_done || format('rescan %s', v_label);
                 END IF;
         END;
     END LOOP;
 
     -- 4. Rotate a full current slot into a free one.
-    SELECT s.slot INTO v_slot FROM wlsync.queue_slot AS s WHERE s.state = 'current';
+    SELECT s.slot INTO v_slot FROM wlsync.queue_slot AS s WHERE s.ring = 0 AND s.state = 'current';
     v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
     -- Not a slot TRUNCATEd by this call: its ACCESS EXCLUSIVE lock lasts until
     -- this transaction ends, after the new capture functions are visible, and
     -- a writer would wait for it.
     SELECT s.slot INTO v_next FROM wlsync.queue_slot AS s
-    WHERE s.state = 'free' AND s.slot <> ALL (v_truncated) ORDER BY (s.slot - v_slot.slot + 3) % 3 LIMIT 1;
+    WHERE s.ring = 0 AND s.state = 'free' AND format('0.%s', s.slot) <> ALL (v_truncated)
+    ORDER BY (s.slot - v_slot.slot + 3) % 3 LIMIT 1;
     IF v_next IS NOT NULL
        AND pg_relation_size(v_queue::regclass) >= p_rotate_blocks * current_setting('block_size')::bigint
        AND wlsync._capture_lock('try_exclusive') THEN
         UPDATE wlsync.queue_slot
         SET state = 'retired', changed_at = now(), retired_at = now(), retired_by = pg_current_xact_id(),
             writers = NULL
-        WHERE slot = v_slot.slot;
-        UPDATE wlsync.queue_slot SET state = 'current', changed_at = now() WHERE slot = v_next;
+        WHERE ring = 0 AND slot = v_slot.slot;
+        UPDATE wlsync.queue_slot SET state = 'current', changed_at = now() WHERE ring = 0 AND slot = v_next;
         PERFORM wlsync._regenerate_captures();
         v_done := v_done || format('rotated %s -> %s', v_slot.slot, v_next);
     END IF;
+
+    -- 5. Rotate consumers' full current slots (sealed at once).
+    FOR v_slot IN SELECT s.ring, s.slot FROM wlsync.queue_slot AS s
+                  WHERE s.ring > 0 AND s.state = 'current' ORDER BY s.ring LOOP
+        v_name := wlsync._slot_table(v_slot.ring, v_slot.slot);
+        SELECT s.slot INTO v_next FROM wlsync.queue_slot AS s
+        WHERE s.ring = v_slot.ring AND s.state = 'free' AND format('%s.%s', s.ring, s.slot) <> ALL (v_truncated)
+        ORDER BY (s.slot - v_slot.slot + 3) % 3 LIMIT 1;
+        CONTINUE WHEN v_next IS NULL
+            OR pg_relation_size(format('wlsync.%I', v_name)::regclass) < p_rotate_blocks * current_setting('block_size')::bigint
+            OR NOT wlsync._ring_lock(v_slot.ring, 'try_exclusive');
+        UPDATE wlsync.queue_slot
+        SET state = 'sealed', changed_at = now(), retired_at = now(), rescanned_at = now(),
+            sealed_blocks = pg_relation_size(format('wlsync.%I', v_name)::regclass) / current_setting('block_size')::bigint
+        WHERE ring = v_slot.ring AND slot = v_slot.slot;
+        PERFORM setval(format('wlsync.%I', v_name || '_resume'), 0);
+        UPDATE wlsync.queue_slot SET state = 'current', changed_at = now() WHERE ring = v_slot.ring AND slot = v_next;
+        v_done := v_done || format('rotated %s -> %s', v_name, wlsync._slot_table(v_slot.ring, v_next));
+    END LOOP;
+
+    -- 6. Bound the consumers' backlogs.
+    v_done := v_done || wlsync._drop_overflow();
     RETURN v_done;
 END
 $function$;

@@ -1,4 +1,4 @@
-CREATE OR REPLACE FUNCTION wlsync.metrics(p_sample_blocks integer DEFAULT 1024)
+CREATE OR REPLACE FUNCTION wlsync.metrics(p_sample_blocks integer DEFAULT 1024, p_consumer text DEFAULT 'default')
 RETURNS TABLE (table_schema name, table_name name, queued_events bigint, queued_exact boolean,
                oldest_enqueued_at timestamptz, oldest_age_seconds double precision,
                retrying_keys bigint, dead_letters bigint, table_rows_estimate bigint)
@@ -6,12 +6,13 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
--- wlsync.metrics(p_sample_blocks DEFAULT 1024)
---   The queue's figures per tracked table, cheap enough to scrape every few
+-- wlsync.metrics(p_sample_blocks DEFAULT 1024, p_consumer DEFAULT 'default')
+--   A consumer's queue figures per table it receives, cheap enough to scrape every few
 --   seconds whatever the queue holds (a dashboard, postgres_exporter, the
 --   driver's /metrics). Unlike wlsync.queue_status it never counts a large
 --   queue: it reads at most about p_sample_blocks blocks (8 MB by default)
---   of each ring slot (wlsync.queue_0..2), plus the dead letters.
+--   of each slot of its ring and of the writers' ring (events not yet fanned
+--   out), plus its dead letters.
 --   How each figure is got, and how exact it is:
 --     queued_events  a slot of at most p_sample_blocks blocks (its size is
 --        read from the file, pg_relation_size) is counted row by row: exact.
@@ -38,11 +39,12 @@ AS $function$
 --        will walk, for progress bars. 0 when never counted.
 -- Parameters: p_sample_blocks  blocks read per slot at most (>= 1); default
 --             1024 (8 MB, a few tens of milliseconds)
+--             p_consumer  whose figures (wlsync.consumers); default 'default'
 -- Returns:    one row per tracked table: table_schema, table_name,
 --             queued_events, queued_exact, oldest_enqueued_at,
 --             oldest_age_seconds (now() - oldest_enqueued_at),
 --             retrying_keys, dead_letters (parked keys), table_rows_estimate
--- Raises:     22023 when p_sample_blocks < 1.
+-- Raises:     22023 when p_sample_blocks < 1 or there is no such consumer.
 -- Touches:    reads wlsync.queue_0..2 (ACCESS SHARE: a TRUNCATE by
 --             wlsync.maintain_queue during the scrape is postponed to its next
 --             call), their resume sequences, wlsync.queue_slot,
@@ -62,14 +64,16 @@ DECLARE
     v_all_counts double precision[] := '{}'::double precision[];
     v_all_oldest timestamptz[] := '{}'::timestamptz[];
     v_exact boolean := true;
+    v_consumer integer := wlsync._consumer_id(p_consumer);
 BEGIN
     IF p_sample_blocks IS NULL OR p_sample_blocks < 1 THEN
         RAISE EXCEPTION 'wlsync.metrics: p_sample_blocks must be at least 1, got %', p_sample_blocks
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    FOR v_slot IN SELECT s.slot FROM wlsync.queue_slot AS s ORDER BY s.slot LOOP
-        v_queue := format('wlsync.%I', 'queue_' || v_slot.slot);
+    FOR v_slot IN SELECT s.ring, s.slot FROM wlsync.queue_slot AS s
+                  WHERE s.ring IN (0, v_consumer) ORDER BY s.ring, s.slot LOOP
+        v_queue := format('wlsync.%I', wlsync._slot_table(v_slot.ring, v_slot.slot));
         v_blocks := pg_relation_size(v_queue::regclass) / current_setting('block_size')::bigint;
         CONTINUE WHEN v_blocks = 0;
         IF v_blocks <= p_sample_blocks THEN
@@ -81,7 +85,8 @@ BEGIN
         ELSE
             v_exact := false;
             v_fraction := p_sample_blocks::double precision / v_blocks;
-            EXECUTE format('SELECT last_value FROM wlsync.%I', 'queue_' || v_slot.slot || '_resume') INTO v_resume;
+            EXECUTE format('SELECT last_value FROM wlsync.%I', wlsync._slot_table(v_slot.ring, v_slot.slot) || '_resume')
+            INTO v_resume;
             EXECUTE format($sql$
                 WITH sampled AS (
                     SELECT q.table_id, count(*) / $1 AS events, min(q.enqueued_at) AS oldest
@@ -112,13 +117,14 @@ BEGIN
     ), dead AS (
         SELECT d.table_id, count(*) FILTER (WHERE d.parked_at IS NULL) AS retrying,
                count(*) FILTER (WHERE d.parked_at IS NOT NULL) AS parked
-        FROM wlsync.dead_letter AS d GROUP BY d.table_id
+        FROM wlsync.dead_letter AS d WHERE d.consumer_id = v_consumer GROUP BY d.table_id
     )
     SELECT n.nspname, c.relname, coalesce(q.events, 0), v_exact, q.oldest,
            extract(epoch FROM now() - q.oldest)::double precision,
            coalesce(d.retrying, 0), coalesce(d.parked, 0),
            coalesce(nullif(pg_stat_get_live_tuples(c.oid), 0), greatest(c.reltuples, 0)::bigint)
     FROM wlsync.tracked_table AS t
+    JOIN wlsync.consumer_table AS ct ON ct.table_id = t.table_id AND ct.consumer_id = v_consumer
     JOIN pg_class AS c ON c.oid = t.relid
     JOIN pg_namespace AS n ON n.oid = c.relnamespace
     LEFT JOIN queued AS q ON q.table_id = t.table_id
@@ -127,5 +133,5 @@ BEGIN
 END
 $function$;
 
-COMMENT ON FUNCTION wlsync.metrics(integer) IS
+COMMENT ON FUNCTION wlsync.metrics(integer, text) IS
     'Monitoring: queued events (exact, or sampled on a large queue), oldest age, retrying and parked keys per tracked table; cheap to scrape';

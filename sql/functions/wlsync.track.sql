@@ -1,10 +1,10 @@
-CREATE OR REPLACE FUNCTION wlsync.track(p_table regclass)
+CREATE OR REPLACE FUNCTION wlsync.track(p_table regclass, p_consumer text DEFAULT 'default')
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
--- wlsync.track(p_table)
+-- wlsync.track(p_table [, p_consumer])
 --   Starts capturing every change of p_table into wlsync.queue, inside the
 --   writer's own transaction: a rollback leaves no event, a commit always does.
 --   Installs on p_table:
@@ -23,11 +23,16 @@ AS $function$
 --   Partitioned tables: the row triggers are cloned to every partition, present
 --   and future; partitions created later get the TRUNCATE trigger when track is
 --   run again. Existing rows are not enqueued: call wlsync.backfill(p_table).
+--   The table goes to consumer p_consumer (wlsync.consumers): its WL receives
+--   it; other consumers get it with wlsync.add_consumer.
 --   Idempotent: tracking a tracked table re-installs its triggers.
 -- Parameters: p_table  a table with a primary key (regclass: 'movies',
 --             'app."Movie Cast"', ...)
+--             p_consumer  the consumer that receives it (default 'default');
+--             NULL: no consumer gains it (regenerating the triggers of a
+--             tracked table, as migrations and the DDL event trigger do)
 -- Returns:    the table's wlsync.tracked_table.table_id
--- Raises:     22023 for a view, temporary or other non-table relation, a table
+-- Raises:     22023 for a consumer that does not exist, for a view, temporary or other non-table relation, a table
 --             without a primary key, a key column of a type wlsync cannot key
 --             rows by (wlsync._key_base_type: floats, intervals, arrays,
 --             user-defined types, ...), a partition of a tracked table, or a
@@ -135,10 +140,15 @@ BEGIN
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER wlsync_capture_insert', p_table);
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER wlsync_capture_update', p_table);
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER wlsync_capture_delete', p_table);
+    IF p_consumer IS NOT NULL THEN
+        INSERT INTO wlsync.consumer_table (consumer_id, table_id)
+        VALUES (wlsync._consumer_id(p_consumer), v_table_id)
+        ON CONFLICT DO NOTHING;
+    END IF;
     PERFORM set_config('wlsync.in_track', 'off', true);
     RETURN v_table_id;
 END
 $function$;
 
-COMMENT ON FUNCTION wlsync.track(regclass) IS
+COMMENT ON FUNCTION wlsync.track(regclass, text) IS
     'Admin: capture every change of a table (with a primary key) into wlsync.queue; idempotent';

@@ -16,7 +16,7 @@ AS $function$
 -- Returns:    the number of pending events discarded
 -- Raises:     22023 when p_table is not tracked.
 -- Touches:    drops triggers (ACCESS EXCLUSIVE on p_table until commit),
---             deletes from wlsync.queue_0..2 (scans them) and wlsync.tracked_table.
+--             deletes from every ring's slot tables (scans them) and wlsync.tracked_table.
 -- ---------------------------------------------------------------------------
 DECLARE
     v_table_id integer := wlsync._tracked_table_id(p_table);
@@ -25,10 +25,7 @@ DECLARE
 BEGIN
     -- Forget the table first: the wlsync_sql_drop event trigger refuses to
     -- drop capture triggers of a table that is still tracked.
-    WITH d0 AS (DELETE FROM wlsync.queue_0 AS q WHERE q.table_id = v_table_id RETURNING 1),
-         d1 AS (DELETE FROM wlsync.queue_1 AS q WHERE q.table_id = v_table_id RETURNING 1),
-         d2 AS (DELETE FROM wlsync.queue_2 AS q WHERE q.table_id = v_table_id RETURNING 1)
-    SELECT (SELECT count(*) FROM d0) + (SELECT count(*) FROM d1) + (SELECT count(*) FROM d2) INTO v_discarded;
+    v_discarded := wlsync._discard_table_events(v_table_id);
     DELETE FROM wlsync.tracked_table WHERE table_id = v_table_id;
     EXECUTE format('DROP TRIGGER IF EXISTS wlsync_capture_insert ON %s', p_table);
     EXECUTE format('DROP TRIGGER IF EXISTS wlsync_capture_update ON %s', p_table);

@@ -97,10 +97,15 @@ def test_claim_refuses_a_non_positive_batch(movies):
         claim(movies, 0)
 
 
-def test_claim_refuses_to_run_under_repeatable_read(movies, connect):
+def test_claim_refuses_other_isolation_levels_and_repeatable_read_without_the_drain_lock(movies, connect):
     conn = connect()
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
     with pytest.raises(psycopg.errors.ActiveSqlTransaction, match="must run in a READ COMMITTED transaction"):
+        claim(conn)
+    conn.rollback()
+    # REPEATABLE READ is a consistent-mode batch, for the holder of the drain lock only.
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    with pytest.raises(psycopg.errors.LockNotAvailable, match="does not hold the consistent drain lock"):
         claim(conn)
 
 

@@ -80,11 +80,18 @@ def test_the_truncate_never_waits_and_writers_never_wait_for_it(movies, connect)
 
 def test_rotation_waits_for_no_one_and_skips_while_an_sql_enqueuer_is_in_flight(movies, connect):
     movies.execute("INSERT INTO movies SELECT g, 't', 1 FROM generate_series(1, 10) g")
+    movies.execute("CREATE TABLE other (id int PRIMARY KEY)")
+    movies.execute("INSERT INTO other SELECT generate_series(1, 10)")
+    movies.execute("SELECT wlsync.track('other')")
+    truncate = connect()
+    truncate.execute("TRUNCATE other")                # its capture holds the capture lock (shared)
     backfill = connect()
-    backfill.execute("SELECT wlsync.backfill('movies')")               # holds the capture lock (shared)
+    backfill.execute("SELECT wlsync.backfill('movies')")  # holds the default consumer's ring lock (shared)
     assert movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0] == []
-    backfill.commit()
+    truncate.commit()
     assert movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0] == ["rotated 0 -> 1"]
+    backfill.commit()
+    assert "rotated pending_1_0 -> pending_1_1" in movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0]
 
 
 def test_one_maintenance_at_a_time(movies, connect):
