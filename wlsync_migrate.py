@@ -77,7 +77,7 @@ ROLE_FUNCTIONS = {
     "wlsync_driver": DRIVER_FUNCTIONS,
     "wlsync_admin": DRIVER_FUNCTIONS + [
         "wlsync.track(regclass, text)", "wlsync.untrack(regclass)",
-        "wlsync.add_consumer(text, regclass[])", "wlsync.remove_consumer(text)"],
+        "wlsync.add_consumer(text, regclass[], bigint)", "wlsync.remove_consumer(text)"],
     # PostgreSQL's monitoring role (postgres_exporter's usual login): figures
     # only, no key values.
     "pg_monitor": ["wlsync.metrics(integer, text)"],

@@ -1,10 +1,10 @@
-CREATE OR REPLACE FUNCTION wlsync.add_consumer(p_name text, p_tables regclass[])
+CREATE OR REPLACE FUNCTION wlsync.add_consumer(p_name text, p_tables regclass[], p_max_pending bigint DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
--- wlsync.add_consumer(p_name, p_tables)
+-- wlsync.add_consumer(p_name, p_tables [, p_max_pending])
 --   Creates a consumer (a WL of its own, fed by `wlsync run --consumer
 --   p_name`), or adds tables to an existing one:
 --       SELECT wlsync.add_consumer('search', ARRAY['movies', 'people']::regclass[]);
@@ -21,8 +21,13 @@ AS $function$
 -- Parameters: p_name    letters a-z, digits and _, starting with a letter, at
 --                       most 40 characters
 --             p_tables  tables with a primary key (may be empty)
+--             p_max_pending  events its backlog may hold before they are
+--                       dropped and its WL is rebuilt (wlsync.maintain_queue);
+--                       NULL: 10,000,000 for a new consumer, unchanged for an
+--                       existing one
 -- Returns:    the consumer's id (its ring's number)
--- Raises:     22023 for a malformed name, or a table wlsync.track refuses.
+-- Raises:     22023 for a malformed name, a p_max_pending below 1, or a table
+--             wlsync.track refuses.
 -- Touches:    wlsync.consumer, consumer_table, queue_slot, backfill_state;
 --             creates three tables and three sequences; the views
 --             wlsync.queue and wlsync.consumers; wlsync.track for new tables.
@@ -36,6 +41,10 @@ BEGIN
         RAISE EXCEPTION 'wlsync.add_consumer: % is not a consumer name', coalesce(quote_literal(p_name), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use lowercase letters, digits and _, starting with a letter, at most 40 characters (e.g. search_index).';
+    END IF;
+    IF p_max_pending < 1 THEN
+        RAISE EXCEPTION 'wlsync.add_consumer: p_max_pending must be at least 1 (or NULL), got %', p_max_pending
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- One consumer change at a time: two calls naming the same new consumer
     -- would both create it.
@@ -55,6 +64,7 @@ BEGIN
         END LOOP;
         PERFORM wlsync._rebuild_ring_views();
     END IF;
+    UPDATE wlsync.consumer SET max_pending = coalesce(p_max_pending, max_pending) WHERE consumer_id = v_id;
 
     FOREACH v_table IN ARRAY coalesce(p_tables, '{}'::regclass[]) LOOP
         SELECT t.table_id INTO v_table_id FROM wlsync.tracked_table AS t WHERE t.relid = v_table;
@@ -75,5 +85,5 @@ BEGIN
 END
 $function$;
 
-COMMENT ON FUNCTION wlsync.add_consumer(text, regclass[]) IS
+COMMENT ON FUNCTION wlsync.add_consumer(text, regclass[], bigint) IS
     'Admin: create a consumer (its own ring, dead letters, backfill) or add tables to one; starts their backfill passes';
