@@ -55,6 +55,7 @@ POLL_INTERVAL = 0.05  # seconds between claims while the wake-up is not armed
 GATHER_INTERVAL = 0.1  # busy, with small batches: seconds to let events gather before the next claim
 ONCE_MAX_RETRIES = 5  # run --once gives up (exit 1) after this many failed attempts in a row
 STANDBY_INTERVAL = 2.0  # --consistent: seconds between attempts to take the drain lock another driver holds
+SNAPSHOT_RETRIES = 20  # --consistent: snapshot batches in a row that may race a fan-out before it counts as a failure
 WORK_EVERY = 10.0  # seconds between looks at the consumer's other work (wlsync.consumer_work)
 FAN_OUT = 10000    # events per wlsync.fan_out call (several consumers): ten batches' worth
 BACKFILL_CHUNK = 50000  # keys per committed backfill call (the CLI's default --chunk)
@@ -264,10 +265,20 @@ class Driver:
 
     def drain_snapshots(self) -> int:
         """--consistent: sync snapshot batches until one finds nothing to take."""
-        total = 0
+        total, raced = 0, 0
         while not self.stopping:
             self.maintain(self.claims)
-            synced = self.sync_snapshot()
+            try:
+                synced = self.sync_snapshot()
+            except psycopg.errors.SerializationFailure as exc:
+                # Another consumer's fan-out took writers' events under this
+                # snapshot (README, "Consumers"): both sides rolled back, again.
+                raced += 1
+                if raced > SNAPSHOT_RETRIES:
+                    raise
+                log.info("consistent batch raced a fan-out (%s); retrying", one_line(exc))
+                continue
+            raced = 0
             if not synced:
                 break
             total += synced

@@ -100,7 +100,8 @@ class Config:
     # 1. capture cost (pgbench)
     overhead_modes: list = field(default_factory=lambda: ["update", "insert"])
     overhead_clients: list = field(default_factory=lambda: [1, 4, 16])
-    overhead_variants: list = field(default_factory=lambda: ["untracked", "wlsync", "floor"])
+    overhead_variants: list = field(default_factory=lambda: ["untracked", "wlsync", "floor", "wlsync_c2", "wlsync_c4",
+                                                             "per_consumer_4"])
     overhead_logical_variants: list = field(default_factory=lambda: ["untracked", "wlsync", "floor", "slot"])
     overhead_seconds: int = 3
     table_rows: int = 100_000
@@ -129,6 +130,8 @@ class Config:
     # (a snapshot commits whole); compared with the headline one-driver case of the same round
     consistent_sinks: list = field(default_factory=lambda: ["sqlite", "postgresql"])
     consistent_cap: float = 120.0
+    # issue 12: two consumers draining the headline queue at once, one SQLite driver each
+    drain_consumers: int = 1
     # 4. latency
     latency_seconds: float = 8.0
     latency_rate: float = 100.0
@@ -184,7 +187,8 @@ def preset(mode: str) -> Config:
                       health_timeout_long=15, verify_rows=100_000)
     if mode == "smoke":  # tests/test_bench_smoke.py: one case of each kind, < 30 s, no throwaway cluster
         return Config(mode, runs=1, logical_cluster=0, overhead_modes=["update"], overhead_clients=[2],
-                      overhead_variants=["untracked", "wlsync", "floor"], overhead_seconds=1, table_rows=2_000,
+                      overhead_variants=["untracked", "wlsync", "floor", "wlsync_c4"], overhead_seconds=1,
+                      table_rows=2_000,
                       tpcb_scale=1, tpcb_clients=2, tpcb_seconds=1, tpcb_drivers=0,
                       drain_sinks=["sqlite", "postgresql"], drain_drivers=[1, 2], drain_queue=2_000, drain_cap=10,
                       claim_batches=[100], drain_batches=[100], drain_events={100: 1_000}, sweep_cap=10,
@@ -354,6 +358,20 @@ BEGIN
     PERFORM pg_notify('bench_every_change', '');
     RETURN NULL;
 END $$;
+-- The design issue 12 did not take: the capture function inserts one row per consumer (here 4,
+-- each like wlsync's own row) instead of one row that a fan-out copies later, off the writer's path.
+CREATE TABLE per_consumer_queue_1 (table_id int, pk jsonb, enqueued_at timestamptz DEFAULT now());
+CREATE TABLE per_consumer_queue_2 (LIKE per_consumer_queue_1 INCLUDING DEFAULTS);
+CREATE TABLE per_consumer_queue_3 (LIKE per_consumer_queue_1 INCLUDING DEFAULTS);
+CREATE TABLE per_consumer_queue_4 (LIKE per_consumer_queue_1 INCLUDING DEFAULTS);
+CREATE FUNCTION capture_per_consumer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO per_consumer_queue_1 (table_id, pk) VALUES (0, jsonb_build_object('id', NEW.id));
+    INSERT INTO per_consumer_queue_2 (table_id, pk) VALUES (0, jsonb_build_object('id', NEW.id));
+    INSERT INTO per_consumer_queue_3 (table_id, pk) VALUES (0, jsonb_build_object('id', NEW.id));
+    INSERT INTO per_consumer_queue_4 (table_id, pk) VALUES (0, jsonb_build_object('id', NEW.id));
+    RETURN NULL;
+END $$;
 CREATE TABLE full_row_queue (event_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, table_name text,
                              row_data jsonb, op text);
 CREATE FUNCTION capture_full_row() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -368,7 +386,11 @@ PGBENCH_SCRIPTS = {
     # new keys above the pre-loaded ones: every transaction inserts one row
     "insert": "\\set id random({above}, 2000000000)\nINSERT INTO bench_rows (id) VALUES (:id) ON CONFLICT DO NOTHING;\n",
 }
-BENCH_TRIGGERS = ("floor_insert", "floor_update", "key_notify", "full_row")
+BENCH_TRIGGERS = ("floor_insert", "floor_update", "key_notify", "full_row", "per_consumer_insert",
+                  "per_consumer_update")
+PER_CONSUMER_QUEUES = tuple(f"per_consumer_queue_{n}" for n in range(1, 5))
+# wlsync with N consumers of the table: the writer's path is the same one INSERT (issue 12).
+CONSUMER_VARIANTS = {"wlsync_c2": 2, "wlsync_c4": 4}
 SLOT, PUBLICATION = "wlsync_bench_slot", "wlsync_bench_pub"
 
 
@@ -379,11 +401,21 @@ def overhead_variant(conn: psycopg.Connection, variant: str, rows: int) -> None:
     # Same starting point for every variant: the rows an INSERT run added are gone,
     # empty queues, vacuumed table, clean checkpoint.
     conn.execute("DELETE FROM bench_rows WHERE id > %s", [rows])
-    conn.execute(f"TRUNCATE {QUEUE_TABLES}, floor_queue, notify_queue, full_row_queue")
+    conn.execute("SELECT wlsync.remove_consumer(name) FROM wlsync.consumer WHERE name <> 'default'")
+    truncate_queues(conn, "floor_queue", "notify_queue", "full_row_queue", *PER_CONSUMER_QUEUES)
     conn.execute("VACUUM bench_rows")
     conn.execute("CHECKPOINT")
     if variant == "wlsync":
         conn.execute("SELECT wlsync.track('bench_rows')")
+    elif variant in CONSUMER_VARIANTS:
+        conn.execute("SELECT wlsync.track('bench_rows')")
+        for n in range(2, CONSUMER_VARIANTS[variant] + 1):
+            conn.execute("SELECT wlsync.add_consumer(%s, ARRAY['bench_rows']::regclass[])", [f"bench{n}"])
+    elif variant == "per_consumer_4":
+        conn.execute("CREATE TRIGGER per_consumer_insert AFTER INSERT ON bench_rows "
+                     "FOR EACH ROW EXECUTE FUNCTION capture_per_consumer()")
+        conn.execute("CREATE TRIGGER per_consumer_update AFTER UPDATE ON bench_rows "
+                     "FOR EACH ROW WHEN (OLD *<> NEW) EXECUTE FUNCTION capture_per_consumer()")
     elif variant == "floor":
         conn.execute("CREATE TRIGGER floor_insert AFTER INSERT ON bench_rows "
                      "FOR EACH ROW EXECUTE FUNCTION capture_floor()")
@@ -538,7 +570,7 @@ def section_overhead(cfg: Config, dbs: Databases, out: Path) -> dict:
                     if variant != "untracked" and base:
                         # points of overhead within each round (same run, interleaved), then summarised
                         entry["overhead_pct"] = summary([pct(variant, r["run"]) for r in mine])
-                        for anchor in ("floor", "slot"):
+                        for anchor in ("floor", "slot", "wlsync"):
                             if anchor in variants and variant != anchor:
                                 entry[f"pts_vs_{anchor}"] = summary(
                                     [pct(variant, r["run"]) - pct(anchor, r["run"]) for r in mine
@@ -569,7 +601,7 @@ def prefill(conn: psycopg.Connection, table: str, keys: int, per_key: int = 1) -
     number of events."""
     table_id = conn.execute("SELECT table_id FROM wlsync.tracked_table WHERE relid = %s::regclass",
                             [table]).fetchone()[0]
-    conn.execute(f"TRUNCATE {QUEUE_TABLES}")
+    truncate_queues(conn)
     current = current_queue(conn)
     conn.execute(f"INSERT INTO {current} (table_id, pk) SELECT {table_id}, {key_expr(conn, table)} "
                  f"FROM generate_series(1, {per_key}) AS g, {table} AS t WHERE t.id <= {keys} ORDER BY g, t.id")
@@ -577,8 +609,16 @@ def prefill(conn: psycopg.Connection, table: str, keys: int, per_key: int = 1) -
     return queue_count(conn)
 
 
-# The queue ring (migrations/0012.queue-v2.sql); wlsync.queue is a view over it.
+# The writers' queue ring (migrations/0012.queue-v2.sql); wlsync.queue is a view over it and
+# over every consumer's ring (migrations/0019.consumers.sql), which truncate_queues empties too.
 QUEUE_TABLES = "wlsync.queue_0, wlsync.queue_1, wlsync.queue_2"
+
+
+def truncate_queues(conn: psycopg.Connection, *others: str) -> None:
+    """TRUNCATE every ring slot (the writers' and each consumer's), and `others`."""
+    rings = conn.execute("SELECT string_agg(format('wlsync.%I', wlsync._slot_table(ring, slot)), ', ') "
+                         "FROM wlsync.queue_slot").fetchone()[0]
+    conn.execute(f"TRUNCATE {', '.join([rings, *others])}")
 QUEUE_OIDS = "ARRAY['wlsync.queue_0'::regclass, 'wlsync.queue_1'::regclass, 'wlsync.queue_2'::regclass]::oid[]"
 QUEUE_STATS = ("SELECT sum(pg_total_relation_size(relid)), sum(pg_relation_size(relid)), sum(n_dead_tup), "
                "sum(autovacuum_count), sum(n_live_tup) FROM pg_stat_user_tables WHERE relid = ANY (" + QUEUE_OIDS + ")")
@@ -592,7 +632,7 @@ def queue_stats(conn: psycopg.Connection) -> list:
 def current_queue(conn: psycopg.Connection) -> str:
     """The ring slot capture functions insert into now."""
     return conn.execute("SELECT format('wlsync.%I', 'queue_' || slot) FROM wlsync.queue_slot "
-                        "WHERE state = 'current'").fetchone()[0]
+                        "WHERE ring = 0 AND state = 'current'").fetchone()[0]
 
 
 def queue_count(conn: psycopg.Connection) -> int:
@@ -799,7 +839,7 @@ def tpcb_reset(conn: psycopg.Connection, track: bool) -> None:
     """What pgbench does before a run without -n, plus an empty queue and a checkpoint."""
     for table in TPCB_TABLES:
         conn.execute("SELECT wlsync.untrack(%s) FROM wlsync.tracked_table WHERE relid = %s::regclass", [table, table])
-    conn.execute(f"TRUNCATE {QUEUE_TABLES}, pgbench_history")
+    truncate_queues(conn, "pgbench_history")
     conn.execute("VACUUM pgbench_branches")
     conn.execute("VACUUM pgbench_tellers")
     conn.execute("CHECKPOINT")
@@ -944,6 +984,41 @@ def drain_with_drivers(cfg: Config, dbs: Databases, out: Path, conn, sink: str, 
             "keys_per_s": keys / elapsed, "commits": len(batches), "peak_rss_mb": max(rss, default=None)}
 
 
+def drain_two_consumers(cfg: Config, dbs: Databases, out: Path, conn, run: int) -> list[dict]:
+    """Issue 12: the default consumer and a second one (both on bench_big) drain the same
+    prefilled queue at once, one driver each, into a SQLite file each: per consumer, events/s
+    from its first claim to its last commit. Every event is fanned out to both."""
+    conn.execute("SELECT wlsync.add_consumer('bench2', ARRAY['bench_big']::regclass[])")
+    # Its backfill pass would enqueue every row of bench_big for it: this case measures the
+    # queue alone, so the pass is marked complete.
+    conn.execute("UPDATE wlsync.backfill_state SET completed_at = now() "
+                 "WHERE consumer_id = (SELECT consumer_id FROM wlsync.consumer WHERE name = 'bench2')")
+    try:
+        queued = prefill(conn, "bench_big", cfg.drain_queue, 1)
+        procs, names = [], []
+        for consumer in ("default", "bench2"):
+            name = f"drain_consumers_{consumer}_r{run}"
+            target = target_url("sqlite", dbs, out, name)
+            procs.append(start_driver(dsn(dbs.mdb), target, out / f"{name}.log", "--once", "--consumer", consumer))
+            names.append((consumer, name, target))
+        capped = wait_all(procs, cfg.consistent_cap)
+        results = []
+        for (consumer, name, target), proc in zip(names, procs, strict=True):
+            batches = parse_driver_log(out / f"{name}.log")
+            synced = sum(b[2] for b in batches)
+            if proc.returncode or (not capped and (synced != queued or wl_count(target, "bench_big") != queued)):
+                raise RuntimeError(f"{name}: exit {proc.returncode}, {queued} queued, {synced} synced, see {out}")
+            elapsed = max(b[1] for b in batches) - min(b[0] for b in batches)
+            log(f"drain two consumers run {run}, {consumer}: {synced}/{queued} events in {elapsed:.2f} s = "
+                f"{synced / elapsed:,.0f} events/s{' CAPPED' if capped else ''}")
+            results.append({"case": "consumers", "consumer": consumer, "run": run, "events": queued,
+                            "synced": synced, "capped": capped, "seconds": elapsed,
+                            "events_per_s": synced / elapsed})
+        return results
+    finally:
+        conn.execute("SELECT wlsync.remove_consumer('bench2')")
+
+
 def claim_alone(cfg: Config, dbs: Databases, conn, batch: int, run: int) -> dict:
     """BEGIN; SELECT * FROM wlsync.claim_sync_events(batch); COMMIT in a loop: no sink at all."""
     queued = prefill(conn, "bench_big", cfg.drain_queue, 1)
@@ -1011,7 +1086,7 @@ def baseline(cfg: Config, dbs: Databases, out: Path, conn, run: int) -> dict:
 
 def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
     dbs.recreate(dbs.wl)
-    raw_drain, raw_claim, raw_base = [], [], []
+    raw_drain, raw_claim, raw_base, raw_consumers = [], [], [], []
     with psycopg.connect(dsn(dbs.mdb), autocommit=True) as conn:
         conn.execute("SELECT wlsync.track('bench_big')")
         sinks, skipped = available_sinks(cfg.drain_sinks, dbs, out, "drain")
@@ -1028,6 +1103,8 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                 for drivers in cfg.drain_drivers:
                     raw_drain.append(drain_with_drivers(cfg, dbs, out, conn, sink, drivers, cfg.default_batch, run,
                                                         cfg.drain_queue, cfg.drain_cap, "headline"))
+            if cfg.drain_consumers:
+                raw_consumers += drain_two_consumers(cfg, dbs, out, conn, run)
             for sink in consistent:  # consistent mode: one driver, one snapshot per WL commit
                 raw_drain.append(drain_with_drivers(cfg, dbs, out, conn, sink, 1, cfg.default_batch, run,
                                                     cfg.drain_queue, cfg.consistent_cap, "consistent", "--consistent"))
@@ -1035,7 +1112,7 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                 for batch in cfg.drain_batches:
                     raw_drain.append(drain_with_drivers(cfg, dbs, out, conn, sink, 1, batch, run,
                                                         cfg.drain_events[batch], cfg.sweep_cap, "sweep"))
-        conn.execute(f"TRUNCATE {QUEUE_TABLES}")
+        truncate_queues(conn)
         conn.execute("SELECT wlsync.untrack('bench_big')")
 
     def rows(case: str, sink: str, drivers: int, batch: int) -> list[dict]:
@@ -1071,14 +1148,23 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                "drained_pct": summary([100 * r["synced"] / r["events"] for r in raw_claim if r["batch"] == b]),
                "events_per_s": summary([r["events_per_s"] for r in raw_claim if r["batch"] == b])}
               for b in cfg.claim_batches]
+    one = {r["run"]: r["events_per_s"] for r in rows("headline", "sqlite", 1, cfg.default_batch)}
+    consumers = [{"consumer": c, "events": cfg.drain_queue,
+                  "capped_runs": sum(r["capped"] for r in raw_consumers if r["consumer"] == c),
+                  "drained_pct": summary([100 * r["synced"] / r["events"] for r in raw_consumers
+                                          if r["consumer"] == c]),
+                  "events_per_s": summary([r["events_per_s"] for r in raw_consumers if r["consumer"] == c]),
+                  "x_one_consumer": summary([r["events_per_s"] / one[r["run"]] for r in raw_consumers
+                                             if r["consumer"] == c and r["run"] in one])}
+                 for c in ("default", "bench2") if any(r["consumer"] == c for r in raw_consumers)]
     return {"drain": drain, "claim_alone": claims, "skipped_sinks": skipped, "sinks": sinks,
-            "consistent_sinks": consistent,
+            "consistent_sinks": consistent, "consumers": consumers,
             "baseline": {"events": cfg.baseline_events, "queue": cfg.baseline_queue,
                          "drained": summary([r["events"] for r in raw_base]),
                          "events_per_s": summary([r["events_per_s"] for r in raw_base])},
             "default_batch": cfg.default_batch, "queue": cfg.drain_queue, "cap": cfg.drain_cap,
             "sweep_cap": cfg.sweep_cap,
-            "raw": {"drain": raw_drain, "claim_alone": raw_claim, "baseline": raw_base}}
+            "raw": {"drain": raw_drain, "claim_alone": raw_claim, "baseline": raw_base, "consumers": raw_consumers}}
 
 
 # --------------------------------------------------------------------------- 4. latency
@@ -1101,7 +1187,7 @@ def percentile(values: list[float], p: float) -> float:
 def latency_run(cfg: Config, dbs: Databases, out: Path, conn, notify: bool, run: int, consistent: bool = False) -> dict:
     """A driver listening; a writer commits ~rate single-row UPDATEs a second (one per
     transaction); a poller reads WL until each committed value shows up."""
-    conn.execute(f"TRUNCATE {QUEUE_TABLES}")
+    truncate_queues(conn)
     conn.execute("DROP TRIGGER IF EXISTS bench_keep_disarmed ON wlsync.capture_state")
     if not notify:
         conn.execute(KEEP_DISARMED)
@@ -1441,7 +1527,7 @@ def section_health(cfg: Config, dbs: Databases, out: Path) -> dict:
             for server, long_txn in cases:
                 raw.append(health_run(cfg, dbs, out, conns[server], server, ports[server], long_txn, run))
         for conn in conns.values():
-            conn.execute(f"TRUNCATE {QUEUE_TABLES}")
+            truncate_queues(conn)
             conn.execute("SELECT wlsync.untrack('bench_rows')")
     finally:
         for conn in conns.values():

@@ -22,6 +22,7 @@ TARGET_P99_MS = 5.0               # issue 10.5: commit-to-visible p99 at 100 cha
 TARGET_RSS_MB = 100.0
 TARGET_VERIFY = {"postgresql": 2.0, "sqlite": 10.0}   # issue 14: verify of an equal table / COPY of it
 TARGET_CONSISTENT = 0.5           # issue 13: consistent mode's drain / normal mode's, one driver
+TARGET_CONSUMER_PTS = 2.0         # issue 12: capture overhead with 4 consumers minus with 1, 16 clients
 BOUNDED_FINAL_MIB = 16.0          # after the drain: the queue back within two rotations' worth (8 MB each) ...
 BOUNDED_FINAL_DEAD = 0.10         # ... and its dead tuples at most this share of the events drained
 SINK_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB", "redis": "Redis",
@@ -162,6 +163,18 @@ def targets(r: dict) -> list[str]:
                                  f"slot {fig(sl['overhead_pct'], 1, ' pts')}, wlsync {fig(wl['overhead_pct'], 1, ' pts')}"
                                  f" of untracked {fig(un['tps'])} TPS",
                                  verdict(med(wl["pts_vs_slot"]) < 0)))
+        for mode in ("update", "insert"):
+            c4 = find(o["results"], server="main", mode=mode, clients=16, variant="wlsync_c4")
+            pc = find(o["results"], server="main", mode=mode, clients=16, variant="per_consumer_4")
+            one = find(o["results"], server="main", mode=mode, clients=16, variant="wlsync")
+            if c4 and c4.get("pts_vs_wlsync"):
+                rows.append((f"capture cost, single-row {mode.upper()}, 16 clients: 4 consumers vs 1 (issue 12)",
+                             f"within {TARGET_CONSUMER_PTS:.0f} points", fig(c4["pts_vs_wlsync"], 1, " pts"),
+                             f"1 consumer {fig(one['overhead_pct'], 1, ' pts')}, 4 consumers "
+                             f"{fig(c4['overhead_pct'], 1, ' pts')}"
+                             + (f"; one row per consumer (the design not taken) {fig(pc['overhead_pct'], 1, ' pts')}"
+                                if pc else ""),
+                             verdict(abs(med(c4["pts_vs_wlsync"])) <= TARGET_CONSUMER_PTS)))
         if o.get("logical_skipped"):
             rows.append(("capture cost on the throwaway cluster (slot)", "measured", "skipped", o["logical_skipped"],
                          "**missed**"))
@@ -308,6 +321,8 @@ def targets(r: dict) -> list[str]:
 # --------------------------------------------------------------------------- sections
 
 VARIANTS = {"untracked": "untracked", "wlsync": "wlsync.track", "floor": "floor (bare one-insert trigger)",
+            "wlsync_c2": "wlsync, 2 consumers", "wlsync_c4": "wlsync, 4 consumers",
+            "per_consumer_4": "one row per consumer (4), the design not taken",
             "slot": "live logical slot (pgoutput)", "notify_every": "key capture + NOTIFY every change",
             "full_row": "full-row capture (to_jsonb(NEW))"}
 
@@ -418,6 +433,14 @@ def drain(d: dict) -> list[str]:
                    f"{fig((two or {}).get('x_one_driver'), 2, 'x')} | {fig((one or {}).get('x_baseline'), 1, 'x')} |")
     for sink, reason in (d.get("skipped_sinks") or {}).items():
         out.append(f"| {sink_name(sink)} | skipped: {reason} | | | |")
+    if d.get("consumers"):
+        out += ["", "**Two consumers at once** (issue 12): the headline queue, consumers `default` and `bench2` "
+                "both on `bench_big`, one `run --once --consumer C` driver each into a SQLite file of its own, "
+                "started together; each event is fanned out to both (`wlsync.fan_out`). Events/s per consumer, "
+                "and against one consumer's one driver (headline, same round):", "",
+                "| consumer | events/s | vs one consumer alone |", "|---|---|---|"]
+        for e in d["consumers"]:
+            out.append(f"| {e['consumer']} | {capped_fig(e)} | {fig(e['x_one_consumer'], 2, 'x')} |")
     consistent = [e for e in d["drain"] if e["case"] == "consistent"]
     if consistent:
         out += ["", f"**Consistent mode** (`run --once --consistent`, one driver, batch {d['default_batch']} as the "

@@ -31,7 +31,8 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     overhead = results["overhead"]["results"]
     assert {(r["variant"], r["tps"]["median"] > 0) for r in overhead} == {("untracked", True), ("wlsync", True),
-                                                                        ("floor", True)}
+                                                                        ("floor", True), ("wlsync_c4", True)}
+    assert next(r for r in overhead if r["variant"] == "wlsync_c4")["pts_vs_wlsync"]["n"] == 1
     assert next(r for r in overhead if r["variant"] == "wlsync")["pts_vs_floor"]["n"] == 1
     tpcb = {r["variant"]: r for r in results["tpcb"]["results"]}
     assert set(tpcb) == {"untracked", "capture"} and tpcb["capture"]["pct_of_untracked"]["median"] > 0
@@ -42,6 +43,8 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
         (1, "sqlite"), (2, "sqlite"), (1, "postgresql"), (2, "postgresql")}
     assert drain["claim_alone"][0]["events_per_s"]["median"] > 0
     assert drain["baseline"]["events_per_s"]["median"] > 0
+    assert {(c["consumer"], c["events_per_s"]["median"] > 0) for c in drain["consumers"]} == {
+        ("default", True), ("bench2", True)}
     consistent = {d["sink"]: d for d in drain["drain"] if d["case"] == "consistent"}
     assert set(consistent) == {"sqlite", "postgresql"}
     for entry in consistent.values():  # the whole queue, one snapshot: one WL commit
