@@ -368,20 +368,30 @@ class Driver:
         log.info("consumer %s: WL rebuilt; %s", self.consumer,
                  "resync done" if cleared else "events were dropped again meanwhile: another rebuild follows")
 
+    def claim_rows(self, conn: psycopg.Connection, wait: bool) -> list[dict]:
+        """Fan out (several consumers), BEGIN and claim; the transaction stays open."""
+        if self.fanning:
+            self.fanning = conn.execute("SELECT wlsync.fan_out(%s, %s) AS moved",
+                                        [FAN_OUT, wait]).fetchone()["moved"] is not None
+        conn.execute("BEGIN")
+        try:
+            return conn.execute("SELECT * FROM wlsync.claim_sync_events(%s, %s)",
+                                [self.batch, self.consumer]).fetchall()
+        except BaseException:
+            rollback(conn)
+            raise
+
     def claim(self, conn: psycopg.Connection) -> Claimed:
         """Claim a batch on `conn`, in a transaction left open for sync_batch.
         With several consumers, first move the writers' events into every
         consumer's queue (wlsync.fan_out, a short transaction of its own)."""
         started = time.monotonic()
-        if self.fanning:
-            self.fanning = conn.execute("SELECT wlsync.fan_out(%s) AS moved", [FAN_OUT]).fetchone()["moved"] is not None
-        conn.execute("BEGIN")
-        try:
-            rows = conn.execute("SELECT * FROM wlsync.claim_sync_events(%s, %s)",
-                                [self.batch, self.consumer]).fetchall()
-        except BaseException:
-            rollback(conn)
-            raise
+        rows = self.claim_rows(conn, wait=False)
+        if not rows and self.fanning:
+            # Empty, or are our events in another driver's fan-out that has not
+            # committed yet? Wait for it, then look again.
+            conn.execute("COMMIT")
+            rows = self.claim_rows(conn, wait=True)
         # WL must not commit once MDB may have ended the claim (its timeouts).
         return Claimed(conn, rows, started, started + self.claim_timeout - 1.0)
 

@@ -59,7 +59,7 @@ def install_functions(conn) -> None:
 # is SECURITY DEFINER: the roles need no rights on wlsync's tables or the
 # tracked tables.
 DRIVER_FUNCTIONS = [
-    "wlsync.claim_sync_events(integer, text)", "wlsync.fan_out(integer)", "wlsync.maintain_queue(bigint)",
+    "wlsync.claim_sync_events(integer, text)", "wlsync.fan_out(integer, boolean)", "wlsync.maintain_queue(bigint)",
     "wlsync.raise_claim_version(bigint)", "wlsync.lock_consistent_drain(text)", "wlsync.start_consistent_batch(text)",
     "wlsync.consumer_work(text)", "wlsync.resync_done(text, timestamptz)",
     "wlsync.current_rows(regclass, jsonb[])",

@@ -178,11 +178,15 @@ def test_upgrade_from_previous_release_carries_pending_events_and_wl_ends_equal_
     assert conn.execute("SELECT to_regclass('wlsync.wakeup')").fetchone()[0] is None
     assert pending_events(conn) == before
     assert conn.execute("SELECT count(*) FROM wlsync.queue_0").fetchone()[0] == len(before)
-    # The dead letter survives and still holds its key back.
-    assert conn.execute("SELECT pk::text, state FROM wlsync.dead_letters").fetchall() == [('{"id": 30}', "parked")]
+    # The dead letter survives and still holds its key back, now the default consumer's
+    # (migration 0019), which receives every table tracked before consumers existed.
+    assert conn.execute("SELECT pk::text, state, consumer FROM wlsync.dead_letters").fetchall() == [
+        ('{"id": 30}', "parked", "default")]
+    assert conn.execute("SELECT name, tables::text[] FROM wlsync.consumers").fetchall() == [
+        ("default", ["movies", "screenings", ODD])]
 
-    # The capture functions write to the ring's current slot.
-    current = conn.execute("SELECT slot FROM wlsync.queue_slot WHERE state = 'current'").fetchone()[0]
+    # The capture functions write to the writers' ring's current slot.
+    current = conn.execute("SELECT slot FROM wlsync.queue_slot WHERE ring = 0 AND state = 'current'").fetchone()[0]
     conn.execute("INSERT INTO movies VALUES (2000, 'after the upgrade', 2027)")
     conn.execute("UPDATE screenings SET note = 'after the upgrade' WHERE cinema = 'cinema 0'"
                  " AND starts_at = timestamptz '2026-01-07 20:00+01'")
@@ -310,7 +314,9 @@ SCHEMA_QUERIES = {
         SELECT e.evtname, e.evtevent, e.evtfoid::regproc::text, e.evtenabled, e.evttags::text
         FROM pg_event_trigger AS e WHERE e.evtname LIKE 'wlsync%'""",
     "tracked_tables": "SELECT table_id, relid::text, pk_columns::text, pk_types::text FROM wlsync.tracked_table",
-    "queue_slots": "SELECT slot, state FROM wlsync.queue_slot",
+    "queue_slots": "SELECT ring, slot, state FROM wlsync.queue_slot",
+    "consumers": "SELECT c.consumer_id, c.name, c.max_pending, t.table_id FROM wlsync.consumer AS c "
+                 "LEFT JOIN wlsync.consumer_table AS t USING (consumer_id)",
     "capture_state": "SELECT notify_until IS NULL FROM wlsync.capture_state",
 }
 

@@ -15,7 +15,8 @@ AS $function$
 --             NULL
 -- Returns:    the number of copies made
 -- Touches:    inserts into the consumers' current slots (their ring locks,
---             shared, until the caller ends); reads wlsync.consumer_table.
+--             and the consumer set's, shared, until the caller ends); reads
+--             wlsync.consumer and consumer_table.
 -- ---------------------------------------------------------------------------
 DECLARE
     v_consumer integer;
@@ -25,6 +26,7 @@ BEGIN
     IF coalesce(cardinality(p_pks), 0) = 0 THEN
         RETURN 0::bigint;
     END IF;
+    PERFORM wlsync._ring_lock(0, 'shared');  -- the set of consumers stays as it is until commit
     FOR v_consumer IN SELECT c.consumer_id FROM wlsync.consumer AS c
                       WHERE c.consumer_id IS DISTINCT FROM p_except ORDER BY c.consumer_id LOOP
         EXECUTE format($sql$

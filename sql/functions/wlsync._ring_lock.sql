@@ -11,7 +11,12 @@ AS $function$
 --                      (wlsync._current_queue);
 --     'try_exclusive'  take it only if free: rotating the ring
 --                      (wlsync.maintain_queue), which can wait for a later call.
--- Parameters: p_ring  a consumer_id; p_mode  one of the above
+--   p_ring 0 stands for the set of consumers itself: fan-outs hold it shared
+--   while they copy events into the rings, add_consumer and remove_consumer
+--   take it exclusive ('exclusive': wait for it), so no fan-out copies into a
+--   ring being dropped. (An advisory lock: row locks on wlsync.consumer taken
+--   by concurrent fan-outs would burn a multixact each.)
+-- Parameters: p_ring  a consumer_id, or 0; p_mode  one of the above
 -- Returns:    whether the lock is held (false only for 'try_exclusive')
 -- Raises:     22023 for another mode.
 -- Touches:    pg_advisory_xact_lock_shared / pg_try_advisory_xact_lock on the
@@ -23,6 +28,7 @@ BEGIN
     CASE p_mode
         WHEN 'shared' THEN PERFORM pg_advisory_xact_lock_shared(c_class, p_ring);
         WHEN 'try_exclusive' THEN RETURN pg_try_advisory_xact_lock(c_class, p_ring);
+        WHEN 'exclusive' THEN PERFORM pg_advisory_xact_lock(c_class, p_ring);
         ELSE RAISE EXCEPTION 'wlsync._ring_lock: unknown mode %', p_mode
                  USING ERRCODE = 'invalid_parameter_value';
     END CASE;

@@ -28,7 +28,9 @@ AS $function$
 -- Returns:    the consumer's id (its ring's number)
 -- Raises:     22023 for a malformed name, a p_max_pending below 1, or a table
 --             wlsync.track refuses.
--- Touches:    wlsync.consumer, consumer_table, queue_slot, backfill_state;
+-- Touches:    wlsync.consumer (locked against other consumer changes), the
+--             consumer set's lock (exclusive: waits for fan-outs in flight),
+--             consumer_table, queue_slot, backfill_state;
 --             creates three tables and three sequences; the views
 --             wlsync.queue and wlsync.consumers; wlsync.track for new tables.
 -- ---------------------------------------------------------------------------
@@ -49,6 +51,7 @@ BEGIN
     -- One consumer change at a time: two calls naming the same new consumer
     -- would both create it.
     LOCK TABLE wlsync.consumer IN SHARE ROW EXCLUSIVE MODE;
+    PERFORM wlsync._ring_lock(0, 'exclusive');  -- waits for fan-outs in flight (wlsync._ring_lock)
     SELECT c.consumer_id INTO v_id FROM wlsync.consumer AS c WHERE c.name = p_name;
     IF v_id IS NULL THEN
         v_id := nextval('wlsync.consumer_id_seq')::integer;

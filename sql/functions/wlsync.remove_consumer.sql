@@ -15,7 +15,8 @@ AS $function$
 -- Returns:    how many pending events of its ring were discarded
 -- Raises:     22023 when there is no such consumer.
 -- Touches:    drops its three ring tables and sequences (ACCESS EXCLUSIVE:
---             waits for its drivers' open claims and for fan-outs in flight);
+--             waits for its drivers' open claims); the consumer set's lock
+--             (exclusive: waits for fan-outs in flight);
 --             wlsync.consumer and what references it; the views wlsync.queue
 --             and wlsync.consumers.
 -- ---------------------------------------------------------------------------
@@ -26,6 +27,7 @@ DECLARE
     v_discarded bigint := 0::bigint;
 BEGIN
     LOCK TABLE wlsync.consumer IN SHARE ROW EXCLUSIVE MODE;
+    PERFORM wlsync._ring_lock(0, 'exclusive');  -- no fan-out copies into the ring being dropped
     FOR v_slot IN SELECT s.slot FROM wlsync.queue_slot AS s WHERE s.ring = v_id LOOP
         EXECUTE format('LOCK TABLE wlsync.%I IN ACCESS EXCLUSIVE MODE', wlsync._slot_table(v_id, v_slot.slot));
         EXECUTE format('SELECT count(*) FROM wlsync.%I', wlsync._slot_table(v_id, v_slot.slot)) INTO v_events;

@@ -15,7 +15,7 @@ def figures(conn, sample_blocks: int = 1024) -> dict[str, tuple]:
 def current_slot_blocks(conn) -> tuple[str, int]:
     return conn.execute("SELECT format('wlsync.queue_%s', slot), "
                         "pg_relation_size(format('wlsync.queue_%s', slot)) / 8192 "
-                        "FROM wlsync.queue_slot WHERE state = 'current'").fetchone()
+                        "FROM wlsync.queue_slot WHERE ring = 0 AND state = 'current'").fetchone()
 
 
 @pytest.fixture
