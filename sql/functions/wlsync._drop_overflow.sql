@@ -11,9 +11,8 @@ AS $function$
 --   CDC users fear most, a stopped consumer filling MDB's disk, cannot
 --   happen: the driver rebuilds WL when it returns (wlsync.consumer_work,
 --   verify --repair) and ends equal to MDB.
---   Each consumer is looked at most every 10 s; it is counted only when its
---   slots' size could hold that many events (a queue row takes at least 40
---   bytes), and then with a LIMIT, so a healthy queue costs a size lookup.
+--   Each consumer is looked at most every 10 s, by wlsync._backlog: a size
+--   lookup, and a count only when the size could hold that many events.
 --   Its backlog: its own ring, and, while it is the only consumer, the
 --   writers' sealed slots (their current and retired slots still receive
 --   writers' rows: never TRUNCATEd here). With several consumers the
@@ -28,11 +27,8 @@ AS $function$
 DECLARE
     v_done text[] := '{}'::text[];
     v_consumer record;
-    v_slot record;
     v_sole boolean := (SELECT count(*) FROM wlsync.consumer) = 1;
     v_checked boolean := false;
-    v_backlog bigint;
-    v_events bigint;
     v_dropped bigint;
     v_limit bigint;
 BEGIN
@@ -41,20 +37,8 @@ BEGIN
                       ORDER BY c.consumer_id LOOP
         UPDATE wlsync.consumer SET pending_checked_at = now() WHERE consumer_id = v_consumer.consumer_id;
         v_checked := true;
-        CONTINUE WHEN (SELECT sum(pg_relation_size(format('wlsync.%I', wlsync._slot_table(s.ring, s.slot))::regclass))
-                       FROM wlsync.queue_slot AS s
-                       WHERE s.ring = v_consumer.consumer_id OR (v_sole AND s.ring = 0 AND s.state = 'sealed'))
-                      < v_consumer.max_pending * 40;
-        v_backlog := 0;
-        FOR v_slot IN SELECT s.ring, s.slot FROM wlsync.queue_slot AS s
-                      WHERE s.ring = v_consumer.consumer_id OR (v_sole AND s.ring = 0 AND s.state = 'sealed') LOOP
-            EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM wlsync.%I LIMIT $1) AS q',
-                           wlsync._slot_table(v_slot.ring, v_slot.slot))
-            INTO v_events USING v_consumer.max_pending + 1 - v_backlog;
-            v_backlog := v_backlog + v_events;
-            EXIT WHEN v_backlog > v_consumer.max_pending;
-        END LOOP;
-        CONTINUE WHEN v_backlog <= v_consumer.max_pending;
+        CONTINUE WHEN wlsync._backlog(v_consumer.consumer_id, v_sole, v_consumer.max_pending)
+                      <= v_consumer.max_pending;
         v_dropped := wlsync._drop_slots(v_consumer.consumer_id, v_sole);
         IF v_dropped > 0 THEN
             UPDATE wlsync.consumer
@@ -68,25 +52,13 @@ BEGIN
     -- Several consumers, none fanning out: the writers' sealed slots.
     IF v_checked AND NOT v_sole THEN
         SELECT min(c.max_pending) INTO v_limit FROM wlsync.consumer AS c;
-        IF (SELECT sum(pg_relation_size(format('wlsync.%I', wlsync._slot_table(0, s.slot))::regclass))
-            FROM wlsync.queue_slot AS s WHERE s.ring = 0 AND s.state = 'sealed') >= v_limit * 40 THEN
-            v_backlog := 0;
-            FOR v_slot IN SELECT s.slot FROM wlsync.queue_slot AS s WHERE s.ring = 0 AND s.state = 'sealed' LOOP
-                EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM wlsync.%I LIMIT $1) AS q',
-                               wlsync._slot_table(0, v_slot.slot))
-                INTO v_events USING v_limit + 1 - v_backlog;
-                v_backlog := v_backlog + v_events;
-                EXIT WHEN v_backlog > v_limit;
-            END LOOP;
-            IF v_backlog > v_limit THEN
-                v_dropped := wlsync._drop_slots(0, true);
-                IF v_dropped > 0 THEN
-                    UPDATE wlsync.consumer
-                    SET resync_requested_at = now(), dropped_events = dropped_events + v_dropped,
-                        overflows = overflows + 1;
-                    v_done := v_done || format('every consumer: dropped %s events of the writers'' ring past max_pending (%s)',
-                                               v_dropped, v_limit);
-                END IF;
+        IF wlsync._backlog(0, true, v_limit) > v_limit THEN
+            v_dropped := wlsync._drop_slots(0, true);
+            IF v_dropped > 0 THEN
+                UPDATE wlsync.consumer
+                SET resync_requested_at = now(), dropped_events = dropped_events + v_dropped, overflows = overflows + 1;
+                v_done := v_done || format('every consumer: dropped %s events of the writers'' ring past max_pending (%s)',
+                                           v_dropped, v_limit);
             END IF;
         END IF;
     END IF;
