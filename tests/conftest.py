@@ -67,11 +67,14 @@ def connect(mdb_dsn):
 
 
 def queue_rows(conn) -> list[tuple]:
-    """(table, key) of every pending event, in the order they were written (within one ring slot)."""
+    """(table, key) of every pending event of every ring (the writers' and each consumer's),
+    in the order they were written (within one ring slot)."""
+    slots = conn.execute("SELECT ring, slot, wlsync._slot_table(ring, slot) FROM wlsync.queue_slot").fetchall()
+    union = " UNION ALL ".join(f"SELECT {ring} AS ring, {slot} AS slot, ctid, * FROM wlsync.{name}"
+                               for ring, slot, name in slots)
     return conn.execute(
-        "SELECT t.relid::text, q.pk FROM (SELECT 0 AS slot, ctid, * FROM wlsync.queue_0 UNION ALL"
-        " SELECT 1, ctid, * FROM wlsync.queue_1 UNION ALL SELECT 2, ctid, * FROM wlsync.queue_2) AS q"
-        " JOIN wlsync.tracked_table AS t USING (table_id) ORDER BY q.slot, q.ctid").fetchall()
+        f"SELECT t.relid::text, q.pk FROM ({union}) AS q"
+        " JOIN wlsync.tracked_table AS t USING (table_id) ORDER BY q.ring, q.slot, q.ctid").fetchall()
 
 
 def claim(conn, batch: int = 1000) -> list[dict]:

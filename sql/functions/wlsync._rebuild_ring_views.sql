@@ -11,7 +11,8 @@ AS $function$
 --   wlsync.queue      every pending event: slot, table_id, pk, enqueued_at,
 --                     ring (0: the writers' ring, not yet fanned out; n:
 --                     consumer n's), consumer (its name; NULL for ring 0);
---   wlsync.consumers  one row per consumer: name, tables (regclass[]),
+--   wlsync.consumers  one row per consumer: name, tables (regclass[], in
+--                     the order they were tracked),
 --                     pending_events (its ring, plus the writers' ring's
 --                     events of its tables: they are its backlog too),
 --                     oldest_enqueued_at, dead_letters (parked),
@@ -41,7 +42,7 @@ BEGIN
     SELECT k.name,
            ARRAY(SELECT t.relid::regclass FROM wlsync.consumer_table AS ct
                  JOIN wlsync.tracked_table AS t ON t.table_id = ct.table_id
-                 WHERE ct.consumer_id = k.consumer_id ORDER BY t.relid::regclass::text) AS tables,
+                 WHERE ct.consumer_id = k.consumer_id ORDER BY t.table_id) AS tables,
            coalesce(p.events, 0) AS pending_events, p.oldest AS oldest_enqueued_at,
            (SELECT count(*) FROM wlsync.dead_letter AS d
             WHERE d.consumer_id = k.consumer_id AND d.parked_at IS NOT NULL) AS dead_letters,
@@ -50,7 +51,7 @@ BEGIN
            ARRAY(SELECT t.relid::regclass FROM wlsync.backfill_state AS b
                  JOIN wlsync.tracked_table AS t ON t.table_id = b.table_id
                  WHERE b.consumer_id = k.consumer_id AND b.completed_at IS NULL
-                 ORDER BY t.relid::regclass::text) AS backfills_running,
+                 ORDER BY t.table_id) AS backfills_running,
            k.max_pending, k.resync_requested_at, k.dropped_events, k.overflows, k.created_at
     FROM wlsync.consumer AS k
     LEFT JOIN LATERAL (
