@@ -741,8 +741,9 @@ def main(argv: list[str] | None = None) -> int:
             return backfill(dsn, args.table, args.chunk, args.consumer)
         sink = open_sink(args.target, args.sink_class)
         if args.command == "run" and args.consistent and not sink.consistent:
-            raise UserError(f"{sink.name} cannot commit a batch atomically, which --consistent needs: "
-                            "run without --consistent, or sync into a transactional WL (sqlite, postgresql, mysql)")
+            raise UserError(f"{sink.name} cannot hold a whole MDB snapshot in one WL transaction, which "
+                            "--consistent needs: run without --consistent, or sync into SQLite, PostgreSQL or "
+                            "MariaDB/MySQL")
         if args.command == "verify":
             code = wlsync_verify.verify(dsn, sink, args.repair, show_progress=True, consumer=args.consumer)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})

@@ -311,6 +311,20 @@ def test_a_consistent_driver_waits_for_a_backfill_pass_and_completes_it(mdb, mdb
     assert mdb.execute("SELECT completed_at IS NOT NULL FROM wlsync.backfill_state").fetchone()[0]
 
 
+def test_a_truncate_and_its_refill_arrive_as_one_commit(movies, mdb_dsn, target):
+    """TRUNCATE enqueues every key the table held in the truncating transaction: the
+    table is never seen empty in WL when MDB never committed it empty."""
+    movies.execute("INSERT INTO movies SELECT g, 'old', 2000 FROM generate_series(1, 300) g")
+    assert run_cli("run", "--once", "--consistent", "--source", mdb_dsn, "--target", target).returncode == 0
+    with movies.transaction():
+        movies.execute("TRUNCATE movies")
+        movies.execute("INSERT INTO movies SELECT g, 'new', 2001 FROM generate_series(201, 400) g")
+    result = run_cli("run", "--once", "--consistent", "--batch", "50", "--source", mdb_dsn, "--target", target)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.count(" INFO synced ") == 1  # 300 deletes and 200 inserts, one WL commit
+    assert wl_titles(target) == {i: "new" for i in range(201, 401)}
+
+
 def test_a_large_backlog_is_one_wl_commit_claimed_in_chunks(movies, mdb_dsn, target):
     movies.execute("INSERT INTO movies SELECT g, 't' || g, 2000 FROM generate_series(1, 20000) g")
     movies.execute("UPDATE movies SET year = 2001 WHERE id % 3 = 0")
@@ -345,7 +359,7 @@ def test_sinks_without_transactions_refuse_consistent_mode(movies, mdb_dsn):
     for url, name in (("nats://127.0.0.1:4222/wl-consistent", "NATS"), ("redis://127.0.0.1:6379/10", "Redis")):
         result = run_cli("run", "--once", "--consistent", "--source", mdb_dsn, "--target", url)
         assert result.returncode == 2
-        assert result.stderr.startswith(f"wlsync: error: {name}") and "cannot commit a batch atomically" in result.stderr
+        assert result.stderr.startswith(f"wlsync: error: {name}") and "cannot hold a whole MDB snapshot" in result.stderr
         assert "Traceback" not in result.stderr
 
 
