@@ -28,6 +28,11 @@ recording their versions, one ``INSERT ... ON DUPLICATE KEY UPDATE`` of the rows
 and one DELETE; statements are cut to fit max_allowed_packet. Two drivers
 holding one key at once serialize on its registry row: the second waits for the
 first to commit, then writes only if its version is strictly newer.
+
+Consistent mode (``begin``, ``write``, ``commit``, ``rollback``): the same writes,
+several in one transaction; each ``write`` behind a savepoint, so a rejected one
+leaves the transaction as it was. MariaDB has no deferred foreign keys: the
+transaction runs with foreign_key_checks off (see the comment at ``begin``).
 """
 from __future__ import annotations
 
@@ -138,6 +143,8 @@ class MySQLSink(Sink):
         self.where = f"mysql://{self.params['user']}@{self.params['host']}:{port}/{database}"
         self.tables: dict[tuple[str, str], Table] = {}
         self.batches = 0
+        # The connection whose transaction begin() opened (consistent mode), until it ends.
+        self.consistent_connection: pymysql.connections.Connection | None = None
         # Set by open(), from the server.
         self.max_statement = 0
         self.collation = ""
@@ -221,7 +228,27 @@ class MySQLSink(Sink):
     def ensure_tables(self, tables):
         for table in tables.values():
             check_identifiers(table)  # a TargetError: the user's to fix, not retried
-        with self.guard("preparing tables"), self.connection.cursor() as cursor:
+        with self.guard("preparing tables"):
+            if self.consistent_connection is None:
+                self._ensure_tables(self.connection, tables)
+                return
+            # Inside begin()'s transaction: MariaDB's DDL commits the open
+            # transaction first (CREATE TABLE IF NOT EXISTS too), which would
+            # publish part of the snapshot and go on without a transaction. So
+            # the DDL runs on a connection of its own. It never waits for this
+            # transaction: a table (or column) it adds is one no write of the
+            # transaction has touched (MDB's claim holds its tables, so their
+            # columns do not change within one snapshot), and CREATE TABLE IF NOT
+            # EXISTS of a table this transaction holds does not wait for it. The
+            # new (empty) table or column is WL's before the transaction commits.
+            conn = self.open()
+            try:
+                self._ensure_tables(conn, tables)
+            finally:
+                conn.close()
+
+    def _ensure_tables(self, conn: pymysql.connections.Connection, tables) -> None:
+        with conn.cursor() as cursor:
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {quote(VERSIONS)} ("
                 f"table_name VARCHAR({MAX_IDENTIFIER}) NOT NULL, "
@@ -247,21 +274,117 @@ class MySQLSink(Sink):
     def apply(self, rows, deadline):
         with self.guard("writing a batch"):
             check_deadline(deadline)
+            self._lock_wait(deadline)
+            with self.transaction() as cursor:
+                self._write(cursor, rows)
+                self._commit_prepare(cursor, deadline)
+
+    # -- consistent mode: one WL transaction over several writes ---------------------
+    # Foreign keys. MariaDB has no deferred constraints: with checks on, a child
+    # row claimed in an earlier chunk than its parent (chunks come in MDB's queue
+    # order, not in foreign-key order), or a parent deleted before its children,
+    # would be refused mid-snapshot although the snapshot as a whole satisfies the
+    # key. begin() therefore turns foreign_key_checks off in this session for the
+    # consistent transaction only, and commit()/rollback() restore the session's
+    # value before the transaction ends; apply() never runs with it off (a
+    # connection lost meanwhile is replaced by one with the server's default).
+    # This keeps WL's foreign keys because every consistent commit is a state MDB
+    # had: a WL foreign key that mirrors one MDB enforces holds at each commit.
+    # With checks off MariaDB also runs no ON DELETE/UPDATE CASCADE or SET NULL,
+    # which is right here: MDB's own cascaded changes are captured and reach WL in
+    # the same snapshot. What it gives up: a row WL rejects (a dead letter) does
+    # not hold back the rows that reference it, and a WL foreign key that MDB does
+    # not enforce is not checked. Checking at commit instead (emulating DEFERRED
+    # with anti-joins over the keys written) would refuse the whole snapshot, and
+    # every retry of it, so one orphan would stop the drain: dead letters exist so
+    # that poison does not block.
+
+    def begin(self, deadline):
+        with self.guard("starting a transaction"):
+            check_deadline(deadline)
+            self._lock_wait(deadline)
             conn = self.connection
             with conn.cursor() as cursor:
-                # Wait for another driver's row locks no longer than the batch may live.
-                cursor.execute(f"SET SESSION innodb_lock_wait_timeout = "
-                               f"{max(1, min(LOCK_TIMEOUT, math.ceil(seconds_left(deadline))))}")
-            with self.transaction() as cursor:
-                # Tables in name order, keys in hash order: batches lock shared keys in one order.
-                for (schema, name), group in sorted(group_by_table(rows).items(),
-                                                    key=lambda item: self.tables[item[0]].wl_name):
-                    self._apply_table(cursor, self.tables[(schema, name)], group)
-                self.batches += 1
-                if self.batches % PRUNE_EVERY == 1:
-                    cursor.execute(f"DELETE FROM {quote(VERSIONS)} "
-                                   "WHERE deleted_at < UTC_TIMESTAMP(6) - INTERVAL %s SECOND", [VERSION_RETENTION])
-                check_deadline(deadline)
+                cursor.execute("SET @wlsync_foreign_key_checks = @@SESSION.foreign_key_checks, "
+                               "SESSION foreign_key_checks = 0")
+            self.consistent_connection = conn  # before BEGIN: rollback() restores the checks whatever fails
+            conn.begin()
+
+    def write(self, rows, deadline):
+        with self.guard("writing a batch"):
+            conn = self._in_transaction()
+            check_deadline(deadline)
+            self._lock_wait(deadline)
+            with conn.cursor() as cursor:
+                # MariaDB undoes a failed statement, not the statements before it
+                # (the registry's rows of this write): a savepoint undoes both, so
+                # that a rejected write leaves the transaction as it was.
+                cursor.execute("SAVEPOINT wlsync_write")
+                try:
+                    self._write(cursor, rows)
+                except BaseException as exc:
+                    try:
+                        cursor.execute("ROLLBACK TO SAVEPOINT wlsync_write")
+                    except pymysql.Error as lost:
+                        # A deadlock rolled the whole transaction back, or the
+                        # connection is gone: the transaction cannot go on.
+                        raise SinkError(f"{self.name}: writing a batch: {message(exc)}; the transaction "
+                                        f"is lost ({message(lost)})") from exc
+                    raise
+                cursor.execute("RELEASE SAVEPOINT wlsync_write")
+
+    def commit(self, deadline):
+        with self.guard("committing"):
+            conn = self._in_transaction()
+            with conn.cursor() as cursor:
+                self._commit_prepare(cursor, deadline)
+                # The session's own foreign key setting again, before the
+                # transaction ends (it checks nothing written so far).
+                cursor.execute("SET SESSION foreign_key_checks = @wlsync_foreign_key_checks")
+            self.consistent_connection = None
+            conn.commit()
+
+    def rollback(self):
+        conn, self.consistent_connection = self.consistent_connection, None
+        if conn is None or conn is not self._connection:
+            return  # never begun, or its connection was dropped: MariaDB rolled it back
+        try:
+            conn.rollback()
+            with conn.cursor() as cursor:
+                cursor.execute("SET SESSION foreign_key_checks = @wlsync_foreign_key_checks")
+        except Exception:
+            self.reset()  # closing the connection ends the transaction and the session's setting
+
+    def _in_transaction(self) -> pymysql.connections.Connection:
+        """The connection of the transaction begin() opened; a SinkError when
+        there is none any more (its connection failed): writing on a new one
+        would commit each statement by itself."""
+        conn = self.consistent_connection
+        if conn is None or conn is not self._connection:
+            raise SinkError(f"{self.name}: no transaction open (begin() was not called, or its connection "
+                            "failed since)")
+        return conn
+
+    def _lock_wait(self, deadline: float) -> None:
+        """Wait for another driver's row locks no longer than the batch may live."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = "
+                           f"{max(1, min(LOCK_TIMEOUT, math.ceil(seconds_left(deadline))))}")
+
+    def _write(self, cursor, rows: list[dict]) -> None:
+        # Tables in name order, keys in hash order: batches lock shared keys in one order.
+        for (schema, name), group in sorted(group_by_table(rows).items(),
+                                            key=lambda item: self.tables[item[0]].wl_name):
+            self._apply_table(cursor, self.tables[(schema, name)], group)
+
+    def _commit_prepare(self, cursor, deadline: float) -> None:
+        """What comes right before a commit: the occasional pruning of deleted
+        keys' versions, and the last check of the deadline."""
+        self.batches += 1
+        if self.batches % PRUNE_EVERY == 1:
+            cursor.execute(f"DELETE FROM {quote(VERSIONS)} "
+                           "WHERE deleted_at < UTC_TIMESTAMP(6) - INTERVAL %s SECOND", [VERSION_RETENTION])
+        check_deadline(deadline)
 
     def _apply_table(self, cursor, table: Table, group: list[dict]) -> None:
         """The fence, then the writes. 1: take every key's registry row lock (a new
