@@ -6,6 +6,7 @@ sink too, through the `target` fixture; these tests need only MariaDB.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
@@ -223,6 +224,53 @@ def test_two_batches_holding_one_key_at_once_leave_the_newer_write(sink, wl, fir
     assert waited > 0.5        # the second batch waited for the first one's commit
     assert wl_titles(wl) == {1: kept}
     assert mysql_execute(wl, "SELECT version FROM _wlsync_versions") == [(max(first, second),)]
+
+
+def test_a_new_key_inserted_by_another_batch_meanwhile_is_fenced_under_its_lock(sink, wl):
+    """Both batches find key 1 new; the newer one records it while the older one
+    is inserting: the older one's plain INSERT fails as a duplicate, and it
+    decides again under every key's lock (the locking fence)."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    # The older batch sleeps in its registry INSERT, after finding key 1 new.
+    mysql_execute(wl, "CREATE TRIGGER slow BEFORE INSERT ON _wlsync_versions FOR EACH ROW "
+                      "IF NEW.version = 5 THEN DO SLEEP(1.5); END IF")
+    older = threading.Thread(target=sink.apply, args=([row(5, 1, "older"), row(5, 2, "only here")], later()))
+    older.start()
+    time.sleep(0.5)
+    other = open_sink(wl)
+    try:
+        other.ensure_tables({("public", "movies"): MOVIES})
+        other.apply([row(7, 1, "newer")], later())
+    finally:
+        other.close()
+    older.join()
+    assert wl_titles(wl) == {1: "newer", 2: "only here"}
+    assert sorted(mysql_execute(wl, "SELECT pk, version FROM _wlsync_versions")) == [
+        ('{"id":"1"}', 7), ('{"id":"2"}', 5)]
+
+
+def test_a_registry_insert_cut_in_parts_is_undone_whole_before_the_locking_fence(sink, wl):
+    """As above, with the older batch's registry INSERT cut in several statements
+    (max_allowed_packet) and only the last key taken meanwhile: the parts that
+    went in must be undone, or their keys would be found stale at their own
+    version and never written."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    keys = sorted(range(1, 41), key=lambda k: hashlib.sha256(f'{{"id":"{k}"}}'.encode()).digest())
+    sink.connection  # noqa: B018 - open it, then make statements small: about 10 registry rows each
+    sink.max_statement = 2000
+    mysql_execute(wl, "CREATE TRIGGER slow BEFORE INSERT ON _wlsync_versions FOR EACH ROW "
+                      "IF NEW.version = 5 AND @slept IS NULL THEN SET @slept = 1; DO SLEEP(1.5); END IF")
+    older = threading.Thread(target=sink.apply, args=([row(5, k, f"older {k}") for k in keys], later()))
+    older.start()
+    time.sleep(0.5)
+    other = open_sink(wl)
+    try:
+        other.ensure_tables({("public", "movies"): MOVIES})
+        other.apply([row(7, keys[-1], "newer")], later())   # in the older batch's last part
+    finally:
+        other.close()
+    older.join()
+    assert wl_titles(wl) == {**{k: f"older {k}" for k in keys[:-1]}, keys[-1]: "newer"}
 
 
 def test_deleted_keys_versions_are_pruned_after_the_retention(sink, wl):

@@ -20,14 +20,18 @@ fixed-width key columns leave, at 4 bytes a character: a lone text key holds up
 to 768 characters (767 beside an int, 766 beside a bigint), two hold 384 each.
 WL rejects a longer key value and the driver parks it as a dead letter.
 
-A batch is one transaction: per table, one multi-row INSERT into the registry
-that takes every key's row lock (creating the rows of new keys), one SELECT,
-under those locks, of the keys whose recorded version is the batch's or newer
-(stale keys, usually none), then for the other keys one multi-row INSERT
-recording their versions, one ``INSERT ... ON DUPLICATE KEY UPDATE`` of the rows
-and one DELETE; statements are cut to fit max_allowed_packet. Two drivers
-holding one key at once serialize on its registry row: the second waits for the
-first to commit, then writes only if its version is strictly newer.
+A batch is one transaction: per table, one locking SELECT of the registry rows
+of the batch's keys (locking the rows WL has and reading, as one GROUP_CONCAT,
+which are stale: recorded at the batch's version or newer, usually none), one
+multi-row INSERT recording the versions of the keys WL does not have yet, one
+UPDATE of the others' versions, then one ``INSERT ... ON DUPLICATE KEY UPDATE``
+of the rows and one DELETE; statements are cut to fit max_allowed_packet. Two
+drivers holding one key at once serialize on its registry row: the second waits
+for the first to commit, then writes only if its version is strictly newer.
+When both find a key new, the second's INSERT waits for the first and then
+fails as a duplicate; that batch then decides again for all its keys of the
+table under their locks (``_fence_locking``: an insert of every key's row, a
+read of the stale ones, a write of the others' versions).
 
 Consistent mode (``begin``, ``write``, ``commit``, ``rollback``): the same writes,
 several in one transaction; each ``write`` behind a savepoint, so a rejected one
@@ -58,6 +62,7 @@ LOCK_TIMEOUT = 10          # seconds a WL statement waits for a row or table loc
 NO_VERSION = -2 ** 63      # a new key's registry row until its batch records a version
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 UNKNOWN_DATABASE = 1049    # ER_BAD_DB_ERROR
+DUPLICATE_ENTRY = 1062     # ER_DUP_ENTRY
 
 # Server errors meaning "WL refuses this data" (SQLSTATE 22 and 23, a row or
 # statement too large, an error SIGNALled by a trigger): retrying the same rows
@@ -173,8 +178,9 @@ class MySQLSink(Sink):
                 cursor.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
                 # READ COMMITTED: no gap locks, so drivers writing other keys do not block each other.
                 cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                # The fence reads a batch's recorded versions as one GROUP_CONCAT (no longer than a statement).
                 cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT}, "
-                               f"lock_wait_timeout = {LOCK_TIMEOUT}")
+                               f"lock_wait_timeout = {LOCK_TIMEOUT}, group_concat_max_len = @@max_allowed_packet")
                 cursor.execute("SELECT @@max_allowed_packet, (SELECT max(COLLATION_NAME) FROM "
                                "information_schema.COLLATIONS WHERE COLLATION_NAME IN "
                                "('utf8mb4_nopad_bin', 'utf8mb4_0900_bin'))")
@@ -387,40 +393,14 @@ class MySQLSink(Sink):
         check_deadline(deadline)
 
     def _apply_table(self, cursor, table: Table, group: list[dict]) -> None:
-        """The fence, then the writes. 1: take every key's registry row lock (a new
-        key gets a row with no version yet, NO_VERSION). 2: under those locks, read
-        which keys WL recorded at the batch's version or a newer one: those are
-        stale. 3: record the version of every other key and write it. Another
-        batch holding the same key waits at step 1 until this one commits, then
-        sees the version recorded here."""
+        """The fence (``_fence``), then the writes of the keys it let through."""
         texts = [key_text(r["pk"]) for r in group]
         hashes = [hashlib.sha256(text.encode()).hexdigest().upper() for text in texts]
-        name = literal(table.wl_name)
         # In the registry's index order, the same for every batch: batches lock shared keys in one order.
         ordered = sorted(zip(hashes, texts, group, strict=True), key=lambda item: item[0])
-        self._execute_in_parts(
-            cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version) VALUES ",
-            [f"({name},X'{h}',{literal(text)},{NO_VERSION})" for h, text, _ in ordered],
-            # A no-op update: it takes the existing row's lock and changes nothing.
-            " ON DUPLICATE KEY UPDATE version = version")
-        # Stale keys (usually none), one query per version in the batch.
-        by_version: dict[int, list[str]] = {}
-        for h, r in zip(hashes, group, strict=True):
-            by_version.setdefault(int(r["version"]), []).append(f"X'{h}'")
-        stale: set[str] = set()
-        for version, literals in by_version.items():
-            for rows in self._query_in_parts(
-                    cursor, f"SELECT HEX(pk_hash) FROM {quote(VERSIONS)} WHERE table_name = {name} "
-                            f"AND version >= {version} AND pk_hash IN (", literals, ") FOR UPDATE"):
-                stale.update(h for (h,) in rows)
-        fresh = [(h, text, r) for h, text, r in ordered if h not in stale]
+        fresh = self._fence(cursor, literal(table.wl_name), ordered)
         if not fresh:
             return
-        self._execute_in_parts(
-            cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
-            [f"({name},X'{h}',{literal(text)},{int(r['version'])},"
-             f"{'UTC_TIMESTAMP(6)' if r['action'] == 'delete' else 'NULL'})" for h, text, r in fresh],
-            " ON DUPLICATE KEY UPDATE version = VALUES(version), deleted_at = VALUES(deleted_at)")
         encoders = [(c.name, encoder(c)) for c in table.columns]
         upserts = ["(" + ",".join([encode(r["row_data"][column]) for column, encode in encoders]) + ")"
                    for _, _, r in fresh if r["action"] == "upsert"]
@@ -434,6 +414,107 @@ class MySQLSink(Sink):
         if deletes:
             self._execute_in_parts(cursor, f"DELETE FROM {quote(table.wl_name)} WHERE {key_columns(table)} IN (",
                                    key_literals(table, deletes), ")")
+
+    def _fence(self, cursor, name: str, ordered: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+        """Record the versions of the keys this batch is the newest for, under
+        their registry row locks, and return those keys (hash, text, row).
+
+        1: lock the registry rows of the keys WL has (a locking read: the latest
+        committed version, waiting for a batch that holds one) and read which
+        are stale (recorded at the batch's version or a newer one). 2: insert the
+        new keys' rows with their versions, a plain INSERT: when another batch
+        inserts one of them meanwhile, MariaDB makes this one wait for it to
+        end, then fails it as a duplicate, and ``_fence_locking`` decides again
+        for every key under all their locks. 3: record the versions of the
+        other keys WL has. Every lock is held until the commit, so another batch
+        holding one of these keys waits for it and then sees the version
+        recorded here."""
+        existing: set[str] = set()
+        stale: set[str] = set()
+        by_version: dict[int, list[str]] = {}
+        for h, _, r in ordered:
+            by_version.setdefault(int(r["version"]), []).append(f"X'{h}'")
+        for version, literals in by_version.items():
+            # One row back, whatever the number of keys: "hash+" (fresh) or "hash-" (stale), comma-separated.
+            for ((found,),) in self._query_in_parts(
+                    cursor, f"SELECT GROUP_CONCAT(HEX(pk_hash), IF(version >= {version}, '-', '+')) "
+                            f"FROM {quote(VERSIONS)} WHERE table_name = {name} AND pk_hash IN (", literals,
+                    ") FOR UPDATE"):
+                for item in found.split(",") if found else ():
+                    existing.add(item[:-1])
+                    if item[-1] == "-":
+                        stale.add(item[:-1])
+        new = [(h, text, r) for h, text, r in ordered if h not in existing]
+        if new:
+            statements = list(self._parts(
+                f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
+                self._version_items(name, new), ""))
+            try:
+                self._execute_all(cursor, statements)
+            except pymysql.IntegrityError as exc:
+                if error_code(exc) != DUPLICATE_ENTRY:
+                    raise
+                return self._fence_locking(cursor, name, ordered)
+        # The keys WL has: an UPDATE per version and action (usually one), of rows locked above.
+        known: dict[tuple[int, str], list[str]] = {}
+        for h, _, r in ordered:
+            if h in existing and h not in stale:
+                known.setdefault((int(r["version"]), r["action"]), []).append(f"X'{h}'")
+        for (version, action), literals in known.items():
+            self._execute_in_parts(
+                cursor, f"UPDATE {quote(VERSIONS)} SET version = {version}, deleted_at = "
+                        f"{'UTC_TIMESTAMP(6)' if action == 'delete' else 'NULL'} "
+                        f"WHERE table_name = {name} AND pk_hash IN (", literals, ")")
+        return [(h, text, r) for h, text, r in ordered if h not in stale]
+
+    def _execute_all(self, cursor, statements: list) -> None:
+        """Statements that must all apply or none: one is undone by MariaDB when
+        it fails; several (a batch past max_allowed_packet) need a savepoint."""
+        if len(statements) == 1:
+            cursor.execute(statements[0])
+            return
+        cursor.execute("SAVEPOINT wlsync_fence")
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        except pymysql.Error:
+            cursor.execute("ROLLBACK TO SAVEPOINT wlsync_fence")
+            raise
+        cursor.execute("RELEASE SAVEPOINT wlsync_fence")
+
+    def _fence_locking(self, cursor, name: str, ordered: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+        """The fence when another batch inserted some of these keys at the same
+        time. 1: take every key's registry row lock (a new key gets a row with no
+        version yet, NO_VERSION). 2: under those locks, read which keys WL
+        recorded at the batch's version or a newer one: those are stale. 3:
+        record the version of every other key."""
+        self._execute_in_parts(
+            cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version) VALUES ",
+            [f"({name},X'{h}',{literal(text)},{NO_VERSION})" for h, text, _ in ordered],
+            # A no-op update: it takes the existing row's lock and changes nothing.
+            " ON DUPLICATE KEY UPDATE version = version")
+        # Stale keys (usually none), one query per version in the batch.
+        by_version: dict[int, list[str]] = {}
+        for h, _, r in ordered:
+            by_version.setdefault(int(r["version"]), []).append(f"X'{h}'")
+        stale: set[str] = set()
+        for version, literals in by_version.items():
+            for rows in self._query_in_parts(
+                    cursor, f"SELECT HEX(pk_hash) FROM {quote(VERSIONS)} WHERE table_name = {name} "
+                            f"AND version >= {version} AND pk_hash IN (", literals, ") FOR UPDATE"):
+                stale.update(h for (h,) in rows)
+        fresh = [(h, text, r) for h, text, r in ordered if h not in stale]
+        if fresh:
+            self._execute_in_parts(
+                cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
+                self._version_items(name, fresh),
+                " ON DUPLICATE KEY UPDATE version = VALUES(version), deleted_at = VALUES(deleted_at)")
+        return fresh
+
+    @staticmethod
+    def _version_items(name: str, keys: list[tuple[str, str, dict]]) -> list[str]:
+        return [f"({name},X'{h}',{literal(text)},{int(r['version'])},"
+                f"{'UTC_TIMESTAMP(6)' if r['action'] == 'delete' else 'NULL'})" for h, text, r in keys]
 
     def _parts(self, head: str, items: list[str], tail: str) -> Iterator[bytes | str]:
         """``head item,item,... tail`` statements, each under max_allowed_packet."""
