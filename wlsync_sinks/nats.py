@@ -70,6 +70,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+
 from wlsync_sinks import PRUNE_EVERY, Sink, SinkError, Table, TargetError, check_deadline, group_by_table
 
 try:
@@ -90,7 +92,6 @@ TOMBSTONE_RETENTION = 86400.0  # seconds a delete stays visible to watchers (at 
 PRUNE_STEP = 10_000          # bucket entries examined per pruning step
 KNOWN_KEYS_LIMIT = 200_000   # remembered (revision, version) pairs per bucket before the memory is reset
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed compare-and-set
-JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder: json.dumps builds one per call
 
 
 def bucket_name(name: str, table: Table) -> str:
@@ -107,7 +108,17 @@ def _encode_char(m: re.Match) -> str:
 
 
 def encode_key(table: Table, pk: dict) -> str:
-    return ".".join(_KEY_CHAR.sub(_encode_char, pk[c.name]) or "=" for c in table.pk)
+    return key_encoder(table)(pk)
+
+
+def key_encoder(table: Table):
+    """encode_key for one table, its key columns looked up once."""
+    names = [c.name for c in table.pk]
+    sub = _KEY_CHAR.sub
+    if len(names) == 1:
+        (name,) = names
+        return lambda pk: sub(_encode_char, pk[name]) or "="
+    return lambda pk: ".".join([sub(_encode_char, pk[name]) or "=" for name in names])
 
 
 def decode_key(table: Table, key: str) -> dict:
@@ -299,7 +310,7 @@ class NatsSink(Sink):
             if status:
                 raise SinkError(f"{self.name}: reading {bucket} {key}: {status} {headers.get('Description', '')}")
             try:
-                value = json.loads(msg.data)
+                value = orjson.loads(msg.data)
                 version, row = int(value["version"]), value.get("row")
             except (ValueError, TypeError, KeyError):
                 version, row = 0, None   # not written by wlsync: any version may overwrite it
@@ -328,7 +339,7 @@ class NatsSink(Sink):
             answers = await self._requests(conn, [request for _, request in sending])
             conflicts = []
             for (w, _), msg in zip(sending, answers, strict=True):
-                ack = json.loads(msg.data) if msg.data else {}
+                ack = orjson.loads(msg.data) if msg.data else {}
                 error = ack.get("error") or ({"description": (msg.headers or {}).get("Status", "no answer")}
                                              if "seq" not in ack else None)
                 if error is None:
@@ -450,8 +461,9 @@ class NatsSink(Sink):
             for key, group in group_by_table(rows).items():
                 table = self.tables[key]
                 bucket = bucket_name(self.wl, table)
+                encode = key_encoder(table)
                 for row in group:
-                    pk = encode_key(table, row["pk"])
+                    pk = encode(row["pk"])
                     if len(pk.encode()) > MAX_KEY_BYTES:
                         raise SinkError(f"{self.name}: the key of {table.wl_name} {row['pk']} is longer than "
                                         f"{MAX_KEY_BYTES} bytes once encoded", rejected=True)
@@ -459,7 +471,7 @@ class NatsSink(Sink):
                         value = {"version": row["version"]}
                     else:
                         value = {"version": row["version"], "row": row["row_data"]}
-                    writes.append(Write(bucket, pk, row["version"], JSON.encode(value).encode(),
+                    writes.append(Write(bucket, pk, row["version"], orjson.dumps(value),
                                         row["action"] == "delete"))
             conn = self.live
             limit = conn.nc.max_payload - 4096   # headers and subject travel in the same message
