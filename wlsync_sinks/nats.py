@@ -246,7 +246,7 @@ class Publisher:
                 self.sock = None
 
     def _fill(self) -> None:
-        data = self.sock.recv(1 << 20)
+        data = self.sock.recv(65536)
         if not data:
             raise ConnectionError("the server closed the connection")
         self.buffer += data
