@@ -273,6 +273,31 @@ def test_a_registry_insert_cut_in_parts_is_undone_whole_before_the_locking_fence
     assert wl_titles(wl) == {**{k: f"older {k}" for k in keys[:-1]}, keys[-1]: "newer"}
 
 
+def test_after_a_batch_of_new_keys_a_batch_with_known_keys_is_still_fenced(sink, wl):
+    """A table whose last batch had only new keys gets the next one's registry
+    INSERT first, for every key: a key WL has fails it, and the whole fence follows."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    sink.apply([row(5, k, f"v5 {k}") for k in (1, 2, 3)], later())   # new keys only
+    sink.apply([row(4, 1, "stale"), row(6, 2, "newer"), row(6, 9, "new")], later())
+    assert wl_titles(wl) == {1: "v5 1", 2: "newer", 3: "v5 3", 9: "new"}
+    assert sorted(mysql_execute(wl, "SELECT pk, version FROM _wlsync_versions")) == [
+        ('{"id":"1"}', 5), ('{"id":"2"}', 6), ('{"id":"3"}', 5), ('{"id":"9"}', 6)]
+
+
+def test_a_first_insert_cut_in_parts_that_meets_a_known_key_late_is_undone_whole(sink, wl):
+    """The same with the INSERT cut in parts and the known key in the last one: the
+    parts that went in must be undone, or their keys would then be found recorded
+    at the batch's own version (stale) and never written."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    by_hash = sorted(range(1, 200), key=lambda k: hashlib.sha256(f'{{"id":"{k}"}}'.encode()).digest())
+    known, first, second = by_hash[-1], by_hash[:20], by_hash[20:60]
+    sink.apply([row(5, k, "first") for k in first] + [row(5, known, "known")], later())   # new keys only
+    sink.connection  # noqa: B018 - open it, then make statements small: about 10 registry rows each
+    sink.max_statement = 2000
+    sink.apply([row(6, k, "second") for k in second] + [row(6, known, "known again")], later())
+    assert wl_titles(wl) == {**{k: "first" for k in first}, **{k: "second" for k in second}, known: "known again"}
+
+
 def test_deleted_keys_versions_are_pruned_after_the_retention(sink, wl):
     sink.ensure_tables({("public", "movies"): MOVIES})
     sink.apply([row(1, 1, "live"), row(1, 2, None), row(1, 3, None)], later())   # the first batch prunes

@@ -31,7 +31,9 @@ for the first to commit, then writes only if its version is strictly newer.
 When both find a key new, the second's INSERT waits for the first and then
 fails as a duplicate; that batch then decides again for all its keys of the
 table under their locks (``_fence_locking``: an insert of every key's row, a
-read of the stale ones, a write of the others' versions).
+read of the stale ones, a write of the others' versions). After a batch of
+only new keys (a backfill), a table's next batch tries the INSERT of every key
+first: with none in the registry it is the whole fence.
 
 Consistent mode (``begin``, ``write``, ``commit``, ``rollback``): the same writes,
 several in one transaction; each ``write`` behind a savepoint, so a rejected one
@@ -148,6 +150,7 @@ class MySQLSink(Sink):
         self.where = f"mysql://{self.params['user']}@{self.params['host']}:{port}/{database}"
         self.tables: dict[tuple[str, str], Table] = {}
         self.batches = 0
+        self.only_new: dict[str, bool] = {}   # per table: its last batch's keys were all new (see _fence)
         # The connection whose transaction begin() opened (consistent mode), until it ends.
         self.consistent_connection: pymysql.connections.Connection | None = None
         # Set by open(), from the server.
@@ -428,7 +431,23 @@ class MySQLSink(Sink):
         for every key under all their locks. 3: record the versions of the
         other keys WL has. Every lock is held until the commit, so another batch
         holding one of these keys waits for it and then sees the version
-        recorded here."""
+        recorded here.
+
+        When the table's last batch had only new keys (a backfill, a new WL),
+        step 2 is tried first for every key: if none is in the registry, that
+        INSERT is the whole fence (every key is new, recorded and locked); the
+        first key that is there fails it as a duplicate (undone whole), and the
+        steps above follow."""
+        if self.only_new.get(name):
+            statements = list(self._parts(
+                f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
+                self._version_items(name, ordered), ""))
+            try:
+                self._execute_all(cursor, statements)
+                return ordered
+            except pymysql.IntegrityError as exc:
+                if error_code(exc) != DUPLICATE_ENTRY:
+                    raise
         existing: set[str] = set()
         stale: set[str] = set()
         by_version: dict[int, list[str]] = {}
@@ -445,6 +464,7 @@ class MySQLSink(Sink):
                     if item[-1] == "-":
                         stale.add(item[:-1])
         new = [(h, text, r) for h, text, r in ordered if h not in existing]
+        self.only_new[name] = not existing
         if new:
             statements = list(self._parts(
                 f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
