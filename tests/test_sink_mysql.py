@@ -6,6 +6,7 @@ sink too, through the `target` fixture; these tests need only MariaDB.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
@@ -225,6 +226,78 @@ def test_two_batches_holding_one_key_at_once_leave_the_newer_write(sink, wl, fir
     assert mysql_execute(wl, "SELECT version FROM _wlsync_versions") == [(max(first, second),)]
 
 
+def test_a_new_key_inserted_by_another_batch_meanwhile_is_fenced_under_its_lock(sink, wl):
+    """Both batches find key 1 new; the newer one records it while the older one
+    is inserting: the older one's plain INSERT fails as a duplicate, and it
+    decides again under every key's lock (the locking fence)."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    # The older batch sleeps in its registry INSERT, after finding key 1 new.
+    mysql_execute(wl, "CREATE TRIGGER slow BEFORE INSERT ON _wlsync_versions FOR EACH ROW "
+                      "IF NEW.version = 5 THEN DO SLEEP(1.5); END IF")
+    older = threading.Thread(target=sink.apply, args=([row(5, 1, "older"), row(5, 2, "only here")], later()))
+    older.start()
+    time.sleep(0.5)
+    other = open_sink(wl)
+    try:
+        other.ensure_tables({("public", "movies"): MOVIES})
+        other.apply([row(7, 1, "newer")], later())
+    finally:
+        other.close()
+    older.join()
+    assert wl_titles(wl) == {1: "newer", 2: "only here"}
+    assert sorted(mysql_execute(wl, "SELECT pk, version FROM _wlsync_versions")) == [
+        ('{"id":"1"}', 7), ('{"id":"2"}', 5)]
+
+
+def test_a_registry_insert_cut_in_parts_is_undone_whole_before_the_locking_fence(sink, wl):
+    """As above, with the older batch's registry INSERT cut in several statements
+    (max_allowed_packet) and only the last key taken meanwhile: the parts that
+    went in must be undone, or their keys would be found stale at their own
+    version and never written."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    keys = sorted(range(1, 41), key=lambda k: hashlib.sha256(f'{{"id":"{k}"}}'.encode()).digest())
+    sink.connection  # noqa: B018 - open it, then make statements small: about 10 registry rows each
+    sink.max_statement = 2000
+    mysql_execute(wl, "CREATE TRIGGER slow BEFORE INSERT ON _wlsync_versions FOR EACH ROW "
+                      "IF NEW.version = 5 AND @slept IS NULL THEN SET @slept = 1; DO SLEEP(1.5); END IF")
+    older = threading.Thread(target=sink.apply, args=([row(5, k, f"older {k}") for k in keys], later()))
+    older.start()
+    time.sleep(0.5)
+    other = open_sink(wl)
+    try:
+        other.ensure_tables({("public", "movies"): MOVIES})
+        other.apply([row(7, keys[-1], "newer")], later())   # in the older batch's last part
+    finally:
+        other.close()
+    older.join()
+    assert wl_titles(wl) == {**{k: f"older {k}" for k in keys[:-1]}, keys[-1]: "newer"}
+
+
+def test_after_a_batch_of_new_keys_a_batch_with_known_keys_is_still_fenced(sink, wl):
+    """A table whose last batch had only new keys gets the next one's registry
+    INSERT first, for every key: a key WL has fails it, and the whole fence follows."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    sink.apply([row(5, k, f"v5 {k}") for k in (1, 2, 3)], later())   # new keys only
+    sink.apply([row(4, 1, "stale"), row(6, 2, "newer"), row(6, 9, "new")], later())
+    assert wl_titles(wl) == {1: "v5 1", 2: "newer", 3: "v5 3", 9: "new"}
+    assert sorted(mysql_execute(wl, "SELECT pk, version FROM _wlsync_versions")) == [
+        ('{"id":"1"}', 5), ('{"id":"2"}', 6), ('{"id":"3"}', 5), ('{"id":"9"}', 6)]
+
+
+def test_a_first_insert_cut_in_parts_that_meets_a_known_key_late_is_undone_whole(sink, wl):
+    """The same with the INSERT cut in parts and the known key in the last one: the
+    parts that went in must be undone, or their keys would then be found recorded
+    at the batch's own version (stale) and never written."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    by_hash = sorted(range(1, 200), key=lambda k: hashlib.sha256(f'{{"id":"{k}"}}'.encode()).digest())
+    known, first, second = by_hash[-1], by_hash[:20], by_hash[20:60]
+    sink.apply([row(5, k, "first") for k in first] + [row(5, known, "known")], later())   # new keys only
+    sink.connection  # noqa: B018 - open it, then make statements small: about 10 registry rows each
+    sink.max_statement = 2000
+    sink.apply([row(6, k, "second") for k in second] + [row(6, known, "known again")], later())
+    assert wl_titles(wl) == {**{k: "first" for k in first}, **{k: "second" for k in second}, known: "known again"}
+
+
 def test_deleted_keys_versions_are_pruned_after_the_retention(sink, wl):
     sink.ensure_tables({("public", "movies"): MOVIES})
     sink.apply([row(1, 1, "live"), row(1, 2, None), row(1, 3, None)], later())   # the first batch prunes
@@ -249,6 +322,201 @@ def test_a_failed_batch_leaves_nothing_and_the_next_one_reconnects(sink, wl):
     assert not lost.value.rejected                 # WL's state, not the data: the batch is retried
     sink.apply([row(3, 2, "retried")], later())
     assert wl_titles(wl) == {1: "before", 2: "retried"}
+
+
+# -- consistent mode: begin, write ..., commit -----------------------------------------------
+
+PARENTS = Table("public", "parents", (Column("id", "integer", "int4", True, 1),
+                                      Column("name", "text", "text", True, None)))
+CHILDREN = Table("public", "children", (Column("id", "integer", "int4", True, 1),
+                                        Column("parent_id", "integer", "int4", True, None)))
+
+
+def family_row(version: int, table: str, key: int, **values) -> dict:
+    """A claimed row of parents or children: an upsert of ``values``, or a delete when none are given."""
+    pk = {"id": str(key)}
+    return {"table_schema": "public", "table_name": table, "pk": pk, "version": version,
+            "action": "upsert" if values else "delete",
+            "row_data": {**pk, **{k: str(v) for k, v in values.items()}} if values else None}
+
+
+@pytest.fixture
+def family(sink, wl):
+    """WL tables parents and children, children.parent_id a FOREIGN KEY to parents (added in WL)."""
+    sink.ensure_tables({("public", "parents"): PARENTS, ("public", "children"): CHILDREN})
+    mysql_execute(wl, "ALTER TABLE children ADD CONSTRAINT child_of FOREIGN KEY (parent_id) REFERENCES parents (id)")
+    return sink
+
+
+def fk_checks(sink) -> int:
+    with sink.connection.cursor() as cursor:
+        cursor.execute("SELECT @@SESSION.foreign_key_checks")
+        return cursor.fetchone()[0]
+
+
+def test_a_consistent_transaction_is_invisible_to_other_connections_until_its_commit(sink, wl):
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    sink.begin(later())
+    sink.write([row(5, 1, "one"), row(5, 2, "two")], later())
+    sink.write([row(5, 3, "three")], later())
+    sink.write([row(5, 2, None)], later())   # a later chunk of the snapshot, same version: not newer, kept out
+    assert wl_titles(wl) == {}
+    assert mysql_execute(wl, "SELECT count(*) FROM _wlsync_versions") == [(0,)]
+    sink.commit(later())
+    assert wl_titles(wl) == {1: "one", 2: "two", 3: "three"}
+    assert sink.max_version() == 5
+
+
+def test_a_rejected_write_leaves_the_transaction_as_it_was_and_usable(sink, wl):
+    sink.ensure_tables({("public", "movies"): Table("public", "movies", (
+        Column("id", "text", "text", True, 1), Column("title", "text", "text", True, None)))})
+    sink.begin(later())
+    sink.write([row(7, {"id": "a"}, "first write")], later())
+    # MariaDB refuses the long key when the rows are written, after this write
+    # recorded the versions of both keys in the registry: the savepoint takes
+    # those back too, or "b" would later be found stale at its own version.
+    with pytest.raises(SinkError, match="Data too long for column 'id'") as refused:
+        sink.write([row(7, {"id": "b"}, "fits"), row(7, {"id": "x" * 769}, "too long")], later())
+    assert refused.value.rejected
+    sink.write([row(7, {"id": "b"}, "fits")], later())   # what the driver does: the rows again, split
+    sink.commit(later())
+    assert sorted(mysql_execute(wl, "SELECT id, title FROM movies")) == [("a", "first write"), ("b", "fits")]
+    assert sorted(pk for (pk,) in mysql_execute(wl, "SELECT pk FROM _wlsync_versions")) == [
+        '{"id":"a"}', '{"id":"b"}']
+
+
+def test_rolling_back_a_consistent_transaction_keeps_nothing(sink, wl):
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    sink.apply([row(1, 1, "before")], later())
+    sink.begin(later())
+    sink.write([row(2, 1, "changed"), row(2, 2, "new")], later())
+    sink.write([row(2, 3, None)], later())
+    sink.rollback()
+    assert wl_titles(wl) == {1: "before"}
+    assert mysql_execute(wl, "SELECT pk, version FROM _wlsync_versions") == [('{"id":"1"}', 1)]
+    sink.apply([row(3, 2, "after")], later())   # the connection goes on, outside any transaction
+    assert wl_titles(wl) == {1: "before", 2: "after"}
+    sink.rollback()   # nothing open: nothing happens
+    assert wl_titles(wl) == {1: "before", 2: "after"}
+
+
+def test_a_child_may_come_before_its_parent_within_a_consistent_transaction(family, wl):
+    sink = family
+    session_default = fk_checks(sink)
+    assert session_default == 1
+    sink.begin(later())
+    sink.write([family_row(3, "children", 10, parent_id=1), family_row(3, "children", 11, parent_id=2)], later())
+    sink.write([family_row(3, "parents", 1, name="p1"), family_row(3, "parents", 2, name="p2")], later())
+    sink.commit(later())
+    assert sorted(mysql_execute(wl, "SELECT id, parent_id FROM children")) == [(10, 1), (11, 2)]
+    assert fk_checks(sink) == 1   # restored before the commit
+    # A parent deleted before its child within one transaction.
+    sink.begin(later())
+    sink.write([family_row(4, "parents", 2)], later())
+    sink.write([family_row(4, "children", 11)], later())
+    sink.commit(later())
+    assert mysql_execute(wl, "SELECT id FROM parents") == [(1,)]
+    assert mysql_execute(wl, "SELECT id FROM children") == [(10,)]
+    # Outside consistent mode, and after a rollback, MariaDB checks each statement as before.
+    sink.begin(later())
+    sink.write([family_row(5, "children", 12, parent_id=9)], later())
+    sink.rollback()
+    assert fk_checks(sink) == 1
+    with pytest.raises(SinkError, match="foreign key constraint fails") as orphan:
+        sink.apply([family_row(6, "children", 12, parent_id=9)], later())
+    assert orphan.value.rejected
+    assert mysql_execute(wl, "SELECT id FROM children") == [(10,)]
+
+
+def test_a_connection_lost_in_a_consistent_transaction_ends_it_and_the_next_connection_checks_keys(family, wl):
+    sink = family
+    sink.begin(later())
+    sink.write([family_row(3, "children", 10, parent_id=1)], later())
+    mysql_execute(wl, f"KILL {sink.connection.thread_id()}")
+    with pytest.raises(SinkError) as lost:
+        sink.write([family_row(3, "parents", 1, name="p1")], later())
+    assert not lost.value.rejected
+    # The next write must not go on in autocommit on a new connection.
+    with pytest.raises(SinkError, match="no transaction open"):
+        sink.write([family_row(3, "parents", 1, name="p1")], later())
+    sink.rollback()
+    assert mysql_execute(wl, "SELECT count(*) FROM children") == [(0,)]
+    assert fk_checks(sink) == 1   # a new session: the server's default
+    with pytest.raises(SinkError, match="foreign key constraint fails"):
+        sink.apply([family_row(4, "children", 10, parent_id=1)], later())
+
+
+def test_fencing_holds_inside_a_consistent_transaction(sink, wl):
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    sink.apply([row(5, 1, "v5"), row(5, 2, "v5")], later())
+    sink.apply([row(6, 2, None)], later())
+    sink.begin(later())
+    sink.write([row(4, 1, "stale"), row(4, 2, "resurrected?"), row(4, 3, "new key")], later())
+    sink.write([row(8, 4, "v8")], later())
+    sink.write([row(7, 4, "older, same transaction")], later())
+    sink.commit(later())
+    assert wl_titles(wl) == {1: "v5", 3: "new key", 4: "v8"}
+    assert sorted(mysql_execute(wl, "SELECT pk, version FROM _wlsync_versions")) == [
+        ('{"id":"1"}', 5), ('{"id":"2"}', 6), ('{"id":"3"}', 4), ('{"id":"4"}', 8)]
+
+
+def test_a_batch_holding_a_key_of_an_open_consistent_transaction_waits_for_its_commit(sink, wl):
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    sink.begin(later())
+    sink.write([row(6, 1, "consistent")], later())
+    other = open_sink(wl)
+    try:
+        other.ensure_tables({("public", "movies"): MOVIES})
+        late = threading.Thread(target=other.apply, args=([row(5, 1, "older batch")], later()))
+        late.start()
+        time.sleep(0.5)
+        assert late.is_alive()   # waiting on key 1's registry row
+        sink.commit(later())
+        late.join()
+    finally:
+        other.close()
+    assert wl_titles(wl) == {1: "consistent"}
+
+
+def test_tables_prepared_inside_a_consistent_transaction_do_not_commit_it(sink, wl):
+    """MariaDB's DDL commits the session's open transaction: ensure_tables, which
+    the driver calls when a new table shows up mid-snapshot, must not."""
+    sink.ensure_tables({("public", "movies"): MOVIES})
+    sink.begin(later())
+    sink.write([row(1, 1, "one")], later())
+    sink.ensure_tables({("public", "movies"): MOVIES, ("public", "parents"): PARENTS})
+    sink.write([family_row(1, "parents", 1, name="p1")], later())
+    assert wl_titles(wl) == {}
+    sink.rollback()
+    assert wl_titles(wl) == {}
+    assert mysql_execute(wl, "SELECT count(*) FROM parents") == [(0,)]
+    sink.apply([family_row(2, "parents", 1, name="p1")], later())   # the table stays
+    assert mysql_execute(wl, "SELECT id, name FROM parents") == [(1, "p1")]
+
+
+def test_run_consistent_writes_children_before_their_parents_into_mariadb(mdb, mdb_dsn, wl):
+    """End to end: within a WL write, children (name order) come before their parents."""
+    mdb.execute("CREATE TABLE parents (id int PRIMARY KEY, name text)")
+    mdb.execute("CREATE TABLE children (id int PRIMARY KEY, parent_id int REFERENCES parents ON DELETE CASCADE)")
+    mdb.execute("SELECT wlsync.track('parents'), wlsync.track('children')")
+    sink = open_sink(wl)
+    try:
+        sink.ensure_tables({("public", "parents"): PARENTS, ("public", "children"): CHILDREN})
+    finally:
+        sink.close()
+    mysql_execute(wl, "ALTER TABLE children ADD CONSTRAINT child_of FOREIGN KEY (parent_id) REFERENCES parents (id)")
+    # Queue order p1, c1, c31, p2, c2, c32, ...: a chunk holds children of its own parents.
+    mdb.execute("DO $$ BEGIN FOR g IN 1..30 LOOP INSERT INTO parents VALUES (g, 'p' || g); "
+                "INSERT INTO children VALUES (g, g), (g + 30, g); END LOOP; END $$")
+    result = run_cli("run", "--consistent", "--once", "--batch", "7", "--source", mdb_dsn, "--target", wl)
+    assert result.returncode == 0 and "WL rejected" not in result.stderr
+    assert mysql_execute(wl, "SELECT count(*) FROM children") == [(60,)]
+    mdb.execute("DELETE FROM parents WHERE id <= 10")   # the cascade deletes their children in MDB
+    result = run_cli("run", "--consistent", "--once", "--batch", "3", "--source", mdb_dsn, "--target", wl)
+    assert result.returncode == 0 and "WL rejected" not in result.stderr
+    assert run_cli("verify", "--source", mdb_dsn, "--target", wl).returncode == 0
+    assert mysql_execute(wl, "SELECT count(*) FROM children") == [(40,)]
+    assert mdb.execute("SELECT count(*) FROM wlsync.dead_letter").fetchone()[0] == 0
 
 
 def test_malformed_mysql_targets_are_refused_when_the_sink_is_made():

@@ -19,9 +19,16 @@ from tests.driver_helpers import MOVIES, DriverProcess, wait_until, wl_titles
 from tests.kv_stores import nats_connections_killed, nats_drop
 from tests.test_sink_fencing import batch
 from wlsync_sinks import Column, SinkError, Table, open_sink
-from wlsync_sinks.nats import decode_key, encode_key
+from wlsync_sinks.nats import Publisher, decode_key, encode_key
 
-THROWAWAY_PORT = 4232
+
+
+def free_port() -> int:
+    """A port nothing listens on now: throwaway servers of parallel test runs must not share one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 PAIRS = Table("app", "odd pairs", (Column("a", "integer", "int4", True, 1), Column("b", "text", "text", True, 2),
                                    Column("v", "text", "text", True, None)))
 
@@ -180,11 +187,12 @@ def test_the_driver_goes_on_when_its_nats_connections_are_killed_again_and_again
 
 @pytest.mark.skipif(shutil.which("nats-server") is None, reason="needs nats-server")
 def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_path):
-    command = ["nats-server", "-a", "127.0.0.1", "-p", str(THROWAWAY_PORT), "-js", "-sd", str(tmp_path / "js")]
+    port = free_port()
+    command = ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js")]
 
     def listening() -> bool:
         with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", THROWAWAY_PORT)) == 0
+            return s.connect_ex(("127.0.0.1", port)) == 0
 
     def start() -> subprocess.Popen:
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -192,7 +200,7 @@ def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_p
         return server
 
     server = start()
-    url = f"nats://127.0.0.1:{THROWAWAY_PORT}/wlsynctestkv2-restart"
+    url = f"nats://127.0.0.1:{port}/wlsynctestkv2-restart"
     driver = DriverProcess(mdb_dsn, url, tmp_path / "driver.log", "--sweep-interval", "1")
     try:
         movies.execute("INSERT INTO movies VALUES (1, 'before', 1)")
@@ -200,7 +208,7 @@ def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_p
         server.terminate()
         server.wait(10)
         movies.execute("INSERT INTO movies VALUES (2, 'during', 1)")
-        wait_until(lambda: f"WL failed (NATS 127.0.0.1:{THROWAWAY_PORT}/wlsynctestkv2-restart" in driver.log(),
+        wait_until(lambda: f"WL failed (NATS 127.0.0.1:{port}/wlsynctestkv2-restart" in driver.log(),
                    timeout=20, message="the failure logged")
         movies.execute("UPDATE movies SET title = 'changed' WHERE id = 1")
         server = start()
@@ -270,3 +278,55 @@ def test_tombstones_older_than_the_retention_are_pruned_and_newer_entries_stay(n
         assert wl_titles(url) == {2: "again", 3: "kept", 5: "new"}
     finally:
         pruner.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch):
+    """A throwaway nats-server requiring TLS (a certificate for 127.0.0.1, trusted
+    through SSL_CERT_FILE) and a user and password, pinging every 0.5 s: a client
+    that does not answer is dropped after about 1.5 s."""
+    if shutil.which("nats-server") is None or shutil.which("openssl") is None:
+        pytest.skip("needs nats-server and openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text(f'listen: "127.0.0.1:{port}"\nping_interval: "500ms"\nping_max: 2\n'
+                      f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+                      f'tls {{ cert_file: "{cert}", key_file: "{key}" }}\n'
+                      'authorization { user: "wl", password: "s3cret" }\n')
+    server = subprocess.Popen(["nats-server", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        wait_until(listening, message="the throwaway nats-server")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_a_server_requiring_tls_and_a_password_and_pinging_an_idle_sink(tls_server):
+    """The batches' writes go through a connection of the sink's own (wlsync_sinks.nats.
+    Publisher): it must connect as nats-py does, and survive the server dropping it
+    while the sink is idle (it answers PINGs only when it reads)."""
+    url = f"nats://wl:s3cret@127.0.0.1:{tls_server}/wlsynctestkv2-tls"
+    sink = open_sink(url)
+    try:
+        sink.ensure_tables({("public", "movies"): MOVIES})
+        far = time.monotonic() + 60
+        sink.apply(batch(1, 1, "first") + batch(1, 2, "second"), far)
+        assert wl_titles(url) == {1: "first", 2: "second"}
+        time.sleep(2.5)   # idle: the server drops the connection that did not answer its PINGs
+        sink.apply(batch(2, 1, "after a pause"), far)   # no failure: nothing was sent on the dropped one
+        assert wl_titles(url) == {1: "after a pause", 2: "second"}
+    finally:
+        sink.close()
+    with pytest.raises(ConnectionError, match="^Authorization Violation$"):
+        Publisher(f"nats://wl:wrong@127.0.0.1:{tls_server}", 5)
+    Publisher(f"nats://wl:s3cret@127.0.0.1:{tls_server}", 5).close()

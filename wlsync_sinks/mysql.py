@@ -20,14 +20,25 @@ fixed-width key columns leave, at 4 bytes a character: a lone text key holds up
 to 768 characters (767 beside an int, 766 beside a bigint), two hold 384 each.
 WL rejects a longer key value and the driver parks it as a dead letter.
 
-A batch is one transaction: per table, one multi-row INSERT into the registry
-that takes every key's row lock (creating the rows of new keys), one SELECT,
-under those locks, of the keys whose recorded version is the batch's or newer
-(stale keys, usually none), then for the other keys one multi-row INSERT
-recording their versions, one ``INSERT ... ON DUPLICATE KEY UPDATE`` of the rows
-and one DELETE; statements are cut to fit max_allowed_packet. Two drivers
-holding one key at once serialize on its registry row: the second waits for the
-first to commit, then writes only if its version is strictly newer.
+A batch is one transaction: per table, one locking SELECT of the registry rows
+of the batch's keys (locking the rows WL has and reading, as one GROUP_CONCAT,
+which are stale: recorded at the batch's version or newer, usually none), one
+multi-row INSERT recording the versions of the keys WL does not have yet, one
+UPDATE of the others' versions, then one ``INSERT ... ON DUPLICATE KEY UPDATE``
+of the rows and one DELETE; statements are cut to fit max_allowed_packet. Two
+drivers holding one key at once serialize on its registry row: the second waits
+for the first to commit, then writes only if its version is strictly newer.
+When both find a key new, the second's INSERT waits for the first and then
+fails as a duplicate; that batch then decides again for all its keys of the
+table under their locks (``_fence_locking``: an insert of every key's row, a
+read of the stale ones, a write of the others' versions). After a batch of
+only new keys (a backfill), a table's next batch tries the INSERT of every key
+first: with none in the registry it is the whole fence.
+
+Consistent mode (``begin``, ``write``, ``commit``, ``rollback``): the same writes,
+several in one transaction; each ``write`` behind a savepoint, so a rejected one
+leaves the transaction as it was. MariaDB has no deferred foreign keys: the
+transaction runs with foreign_key_checks off (see the comment at ``begin``).
 """
 from __future__ import annotations
 
@@ -53,6 +64,7 @@ LOCK_TIMEOUT = 10          # seconds a WL statement waits for a row or table loc
 NO_VERSION = -2 ** 63      # a new key's registry row until its batch records a version
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 UNKNOWN_DATABASE = 1049    # ER_BAD_DB_ERROR
+DUPLICATE_ENTRY = 1062     # ER_DUP_ENTRY
 
 # Server errors meaning "WL refuses this data" (SQLSTATE 22 and 23, a row or
 # statement too large, an error SIGNALled by a trigger): retrying the same rows
@@ -138,6 +150,9 @@ class MySQLSink(Sink):
         self.where = f"mysql://{self.params['user']}@{self.params['host']}:{port}/{database}"
         self.tables: dict[tuple[str, str], Table] = {}
         self.batches = 0
+        self.only_new: dict[str, bool] = {}   # per table: its last batch's keys were all new (see _fence)
+        # The connection whose transaction begin() opened (consistent mode), until it ends.
+        self.consistent_connection: pymysql.connections.Connection | None = None
         # Set by open(), from the server.
         self.max_statement = 0
         self.collation = ""
@@ -166,8 +181,9 @@ class MySQLSink(Sink):
                 cursor.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
                 # READ COMMITTED: no gap locks, so drivers writing other keys do not block each other.
                 cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                # The fence reads a batch's recorded versions as one GROUP_CONCAT (no longer than a statement).
                 cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT}, "
-                               f"lock_wait_timeout = {LOCK_TIMEOUT}")
+                               f"lock_wait_timeout = {LOCK_TIMEOUT}, group_concat_max_len = @@max_allowed_packet")
                 cursor.execute("SELECT @@max_allowed_packet, (SELECT max(COLLATION_NAME) FROM "
                                "information_schema.COLLATIONS WHERE COLLATION_NAME IN "
                                "('utf8mb4_nopad_bin', 'utf8mb4_0900_bin'))")
@@ -221,7 +237,27 @@ class MySQLSink(Sink):
     def ensure_tables(self, tables):
         for table in tables.values():
             check_identifiers(table)  # a TargetError: the user's to fix, not retried
-        with self.guard("preparing tables"), self.connection.cursor() as cursor:
+        with self.guard("preparing tables"):
+            if self.consistent_connection is None:
+                self._ensure_tables(self.connection, tables)
+                return
+            # Inside begin()'s transaction: MariaDB's DDL commits the open
+            # transaction first (CREATE TABLE IF NOT EXISTS too), which would
+            # publish part of the snapshot and go on without a transaction. So
+            # the DDL runs on a connection of its own. It never waits for this
+            # transaction: a table (or column) it adds is one no write of the
+            # transaction has touched (MDB's claim holds its tables, so their
+            # columns do not change within one snapshot), and CREATE TABLE IF NOT
+            # EXISTS of a table this transaction holds does not wait for it. The
+            # new (empty) table or column is WL's before the transaction commits.
+            conn = self.open()
+            try:
+                self._ensure_tables(conn, tables)
+            finally:
+                conn.close()
+
+    def _ensure_tables(self, conn: pymysql.connections.Connection, tables) -> None:
+        with conn.cursor() as cursor:
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {quote(VERSIONS)} ("
                 f"table_name VARCHAR({MAX_IDENTIFIER}) NOT NULL, "
@@ -247,57 +283,127 @@ class MySQLSink(Sink):
     def apply(self, rows, deadline):
         with self.guard("writing a batch"):
             check_deadline(deadline)
+            self._lock_wait(deadline)
+            with self.transaction() as cursor:
+                self._write(cursor, rows)
+                self._commit_prepare(cursor, deadline)
+
+    # -- consistent mode: one WL transaction over several writes ---------------------
+    # Foreign keys. MariaDB has no deferred constraints: with checks on, a child
+    # row claimed in an earlier chunk than its parent (chunks come in MDB's queue
+    # order, not in foreign-key order), or a parent deleted before its children,
+    # would be refused mid-snapshot although the snapshot as a whole satisfies the
+    # key. begin() therefore turns foreign_key_checks off in this session for the
+    # consistent transaction only, and commit()/rollback() restore the session's
+    # value before the transaction ends; apply() never runs with it off (a
+    # connection lost meanwhile is replaced by one with the server's default).
+    # This keeps WL's foreign keys because every consistent commit is a state MDB
+    # had: a WL foreign key that mirrors one MDB enforces holds at each commit.
+    # With checks off MariaDB also runs no ON DELETE/UPDATE CASCADE or SET NULL,
+    # which is right here: MDB's own cascaded changes are captured and reach WL in
+    # the same snapshot. What it gives up: a row WL rejects (a dead letter) does
+    # not hold back the rows that reference it, and a WL foreign key that MDB does
+    # not enforce is not checked. Checking at commit instead (emulating DEFERRED
+    # with anti-joins over the keys written) would refuse the whole snapshot, and
+    # every retry of it, so one orphan would stop the drain: dead letters exist so
+    # that poison does not block.
+
+    def begin(self, deadline):
+        with self.guard("starting a transaction"):
+            check_deadline(deadline)
+            self._lock_wait(deadline)
             conn = self.connection
             with conn.cursor() as cursor:
-                # Wait for another driver's row locks no longer than the batch may live.
-                cursor.execute(f"SET SESSION innodb_lock_wait_timeout = "
-                               f"{max(1, min(LOCK_TIMEOUT, math.ceil(seconds_left(deadline))))}")
-            with self.transaction() as cursor:
-                # Tables in name order, keys in hash order: batches lock shared keys in one order.
-                for (schema, name), group in sorted(group_by_table(rows).items(),
-                                                    key=lambda item: self.tables[item[0]].wl_name):
-                    self._apply_table(cursor, self.tables[(schema, name)], group)
-                self.batches += 1
-                if self.batches % PRUNE_EVERY == 1:
-                    cursor.execute(f"DELETE FROM {quote(VERSIONS)} "
-                                   "WHERE deleted_at < UTC_TIMESTAMP(6) - INTERVAL %s SECOND", [VERSION_RETENTION])
-                check_deadline(deadline)
+                cursor.execute("SET @wlsync_foreign_key_checks = @@SESSION.foreign_key_checks, "
+                               "SESSION foreign_key_checks = 0")
+            self.consistent_connection = conn  # before BEGIN: rollback() restores the checks whatever fails
+            conn.begin()
+
+    def write(self, rows, deadline):
+        with self.guard("writing a batch"):
+            conn = self._in_transaction()
+            check_deadline(deadline)
+            self._lock_wait(deadline)
+            with conn.cursor() as cursor:
+                # MariaDB undoes a failed statement, not the statements before it
+                # (the registry's rows of this write): a savepoint undoes both, so
+                # that a rejected write leaves the transaction as it was.
+                cursor.execute("SAVEPOINT wlsync_write")
+                try:
+                    self._write(cursor, rows)
+                except BaseException as exc:
+                    try:
+                        cursor.execute("ROLLBACK TO SAVEPOINT wlsync_write")
+                    except pymysql.Error as lost:
+                        # A deadlock rolled the whole transaction back, or the
+                        # connection is gone: the transaction cannot go on.
+                        raise SinkError(f"{self.name}: writing a batch: {message(exc)}; the transaction "
+                                        f"is lost ({message(lost)})") from exc
+                    raise
+                cursor.execute("RELEASE SAVEPOINT wlsync_write")
+
+    def commit(self, deadline):
+        with self.guard("committing"):
+            conn = self._in_transaction()
+            with conn.cursor() as cursor:
+                self._commit_prepare(cursor, deadline)
+                # The session's own foreign key setting again, before the
+                # transaction ends (it checks nothing written so far).
+                cursor.execute("SET SESSION foreign_key_checks = @wlsync_foreign_key_checks")
+            self.consistent_connection = None
+            conn.commit()
+
+    def rollback(self):
+        conn, self.consistent_connection = self.consistent_connection, None
+        if conn is None or conn is not self._connection:
+            return  # never begun, or its connection was dropped: MariaDB rolled it back
+        try:
+            conn.rollback()
+            with conn.cursor() as cursor:
+                cursor.execute("SET SESSION foreign_key_checks = @wlsync_foreign_key_checks")
+        except Exception:
+            self.reset()  # closing the connection ends the transaction and the session's setting
+
+    def _in_transaction(self) -> pymysql.connections.Connection:
+        """The connection of the transaction begin() opened; a SinkError when
+        there is none any more (its connection failed): writing on a new one
+        would commit each statement by itself."""
+        conn = self.consistent_connection
+        if conn is None or conn is not self._connection:
+            raise SinkError(f"{self.name}: no transaction open (begin() was not called, or its connection "
+                            "failed since)")
+        return conn
+
+    def _lock_wait(self, deadline: float) -> None:
+        """Wait for another driver's row locks no longer than the batch may live."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = "
+                           f"{max(1, min(LOCK_TIMEOUT, math.ceil(seconds_left(deadline))))}")
+
+    def _write(self, cursor, rows: list[dict]) -> None:
+        # Tables in name order, keys in hash order: batches lock shared keys in one order.
+        for (schema, name), group in sorted(group_by_table(rows).items(),
+                                            key=lambda item: self.tables[item[0]].wl_name):
+            self._apply_table(cursor, self.tables[(schema, name)], group)
+
+    def _commit_prepare(self, cursor, deadline: float) -> None:
+        """What comes right before a commit: the occasional pruning of deleted
+        keys' versions, and the last check of the deadline."""
+        self.batches += 1
+        if self.batches % PRUNE_EVERY == 1:
+            cursor.execute(f"DELETE FROM {quote(VERSIONS)} "
+                           "WHERE deleted_at < UTC_TIMESTAMP(6) - INTERVAL %s SECOND", [VERSION_RETENTION])
+        check_deadline(deadline)
 
     def _apply_table(self, cursor, table: Table, group: list[dict]) -> None:
-        """The fence, then the writes. 1: take every key's registry row lock (a new
-        key gets a row with no version yet, NO_VERSION). 2: under those locks, read
-        which keys WL recorded at the batch's version or a newer one: those are
-        stale. 3: record the version of every other key and write it. Another
-        batch holding the same key waits at step 1 until this one commits, then
-        sees the version recorded here."""
+        """The fence (``_fence``), then the writes of the keys it let through."""
         texts = [key_text(r["pk"]) for r in group]
         hashes = [hashlib.sha256(text.encode()).hexdigest().upper() for text in texts]
-        name = literal(table.wl_name)
         # In the registry's index order, the same for every batch: batches lock shared keys in one order.
         ordered = sorted(zip(hashes, texts, group, strict=True), key=lambda item: item[0])
-        self._execute_in_parts(
-            cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version) VALUES ",
-            [f"({name},X'{h}',{literal(text)},{NO_VERSION})" for h, text, _ in ordered],
-            # A no-op update: it takes the existing row's lock and changes nothing.
-            " ON DUPLICATE KEY UPDATE version = version")
-        # Stale keys (usually none), one query per version in the batch.
-        by_version: dict[int, list[str]] = {}
-        for h, r in zip(hashes, group, strict=True):
-            by_version.setdefault(int(r["version"]), []).append(f"X'{h}'")
-        stale: set[str] = set()
-        for version, literals in by_version.items():
-            for rows in self._query_in_parts(
-                    cursor, f"SELECT HEX(pk_hash) FROM {quote(VERSIONS)} WHERE table_name = {name} "
-                            f"AND version >= {version} AND pk_hash IN (", literals, ") FOR UPDATE"):
-                stale.update(h for (h,) in rows)
-        fresh = [(h, text, r) for h, text, r in ordered if h not in stale]
+        fresh = self._fence(cursor, literal(table.wl_name), ordered)
         if not fresh:
             return
-        self._execute_in_parts(
-            cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
-            [f"({name},X'{h}',{literal(text)},{int(r['version'])},"
-             f"{'UTC_TIMESTAMP(6)' if r['action'] == 'delete' else 'NULL'})" for h, text, r in fresh],
-            " ON DUPLICATE KEY UPDATE version = VALUES(version), deleted_at = VALUES(deleted_at)")
         encoders = [(c.name, encoder(c)) for c in table.columns]
         upserts = ["(" + ",".join([encode(r["row_data"][column]) for column, encode in encoders]) + ")"
                    for _, _, r in fresh if r["action"] == "upsert"]
@@ -311,6 +417,124 @@ class MySQLSink(Sink):
         if deletes:
             self._execute_in_parts(cursor, f"DELETE FROM {quote(table.wl_name)} WHERE {key_columns(table)} IN (",
                                    key_literals(table, deletes), ")")
+
+    def _fence(self, cursor, name: str, ordered: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+        """Record the versions of the keys this batch is the newest for, under
+        their registry row locks, and return those keys (hash, text, row).
+
+        1: lock the registry rows of the keys WL has (a locking read: the latest
+        committed version, waiting for a batch that holds one) and read which
+        are stale (recorded at the batch's version or a newer one). 2: insert the
+        new keys' rows with their versions, a plain INSERT: when another batch
+        inserts one of them meanwhile, MariaDB makes this one wait for it to
+        end, then fails it as a duplicate, and ``_fence_locking`` decides again
+        for every key under all their locks. 3: record the versions of the
+        other keys WL has. Every lock is held until the commit, so another batch
+        holding one of these keys waits for it and then sees the version
+        recorded here.
+
+        When the table's last batch had only new keys (a backfill, a new WL),
+        step 2 is tried first for every key: if none is in the registry, that
+        INSERT is the whole fence (every key is new, recorded and locked); the
+        first key that is there fails it as a duplicate (undone whole), and the
+        steps above follow."""
+        if self.only_new.get(name):
+            statements = list(self._parts(
+                f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
+                self._version_items(name, ordered), ""))
+            try:
+                self._execute_all(cursor, statements)
+                return ordered
+            except pymysql.IntegrityError as exc:
+                if error_code(exc) != DUPLICATE_ENTRY:
+                    raise
+        existing: set[str] = set()
+        stale: set[str] = set()
+        by_version: dict[int, list[str]] = {}
+        for h, _, r in ordered:
+            by_version.setdefault(int(r["version"]), []).append(f"X'{h}'")
+        for version, literals in by_version.items():
+            # One row back, whatever the number of keys: "hash+" (fresh) or "hash-" (stale), comma-separated.
+            for ((found,),) in self._query_in_parts(
+                    cursor, f"SELECT GROUP_CONCAT(HEX(pk_hash), IF(version >= {version}, '-', '+')) "
+                            f"FROM {quote(VERSIONS)} WHERE table_name = {name} AND pk_hash IN (", literals,
+                    ") FOR UPDATE"):
+                for item in found.split(",") if found else ():
+                    existing.add(item[:-1])
+                    if item[-1] == "-":
+                        stale.add(item[:-1])
+        new = [(h, text, r) for h, text, r in ordered if h not in existing]
+        self.only_new[name] = not existing
+        if new:
+            statements = list(self._parts(
+                f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
+                self._version_items(name, new), ""))
+            try:
+                self._execute_all(cursor, statements)
+            except pymysql.IntegrityError as exc:
+                if error_code(exc) != DUPLICATE_ENTRY:
+                    raise
+                return self._fence_locking(cursor, name, ordered)
+        # The keys WL has: an UPDATE per version and action (usually one), of rows locked above.
+        known: dict[tuple[int, str], list[str]] = {}
+        for h, _, r in ordered:
+            if h in existing and h not in stale:
+                known.setdefault((int(r["version"]), r["action"]), []).append(f"X'{h}'")
+        for (version, action), literals in known.items():
+            self._execute_in_parts(
+                cursor, f"UPDATE {quote(VERSIONS)} SET version = {version}, deleted_at = "
+                        f"{'UTC_TIMESTAMP(6)' if action == 'delete' else 'NULL'} "
+                        f"WHERE table_name = {name} AND pk_hash IN (", literals, ")")
+        return [(h, text, r) for h, text, r in ordered if h not in stale]
+
+    def _execute_all(self, cursor, statements: list) -> None:
+        """Statements that must all apply or none: one is undone by MariaDB when
+        it fails; several (a batch past max_allowed_packet) need a savepoint."""
+        if len(statements) == 1:
+            cursor.execute(statements[0])
+            return
+        cursor.execute("SAVEPOINT wlsync_fence")
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        except pymysql.Error:
+            cursor.execute("ROLLBACK TO SAVEPOINT wlsync_fence")
+            raise
+        cursor.execute("RELEASE SAVEPOINT wlsync_fence")
+
+    def _fence_locking(self, cursor, name: str, ordered: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+        """The fence when another batch inserted some of these keys at the same
+        time. 1: take every key's registry row lock (a new key gets a row with no
+        version yet, NO_VERSION). 2: under those locks, read which keys WL
+        recorded at the batch's version or a newer one: those are stale. 3:
+        record the version of every other key."""
+        self._execute_in_parts(
+            cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version) VALUES ",
+            [f"({name},X'{h}',{literal(text)},{NO_VERSION})" for h, text, _ in ordered],
+            # A no-op update: it takes the existing row's lock and changes nothing.
+            " ON DUPLICATE KEY UPDATE version = version")
+        # Stale keys (usually none), one query per version in the batch.
+        by_version: dict[int, list[str]] = {}
+        for h, _, r in ordered:
+            by_version.setdefault(int(r["version"]), []).append(f"X'{h}'")
+        stale: set[str] = set()
+        for version, literals in by_version.items():
+            for rows in self._query_in_parts(
+                    cursor, f"SELECT HEX(pk_hash) FROM {quote(VERSIONS)} WHERE table_name = {name} "
+                            f"AND version >= {version} AND pk_hash IN (", literals, ") FOR UPDATE"):
+                stale.update(h for (h,) in rows)
+        fresh = [(h, text, r) for h, text, r in ordered if h not in stale]
+        if fresh:
+            self._execute_in_parts(
+                cursor, f"INSERT INTO {quote(VERSIONS)} (table_name, pk_hash, pk, version, deleted_at) VALUES ",
+                self._version_items(name, fresh),
+                " ON DUPLICATE KEY UPDATE version = VALUES(version), deleted_at = VALUES(deleted_at)")
+        return fresh
+
+    @staticmethod
+    def _version_items(name: str, keys: list[tuple[str, str, dict]]) -> list[str]:
+        return [f"({name},X'{h}',{literal(text)},{int(r['version'])},"
+                f"{'UTC_TIMESTAMP(6)' if r['action'] == 'delete' else 'NULL'})" for h, text, r in keys]
 
     def _parts(self, head: str, items: list[str], tail: str) -> Iterator[bytes | str]:
         """``head item,item,... tail`` statements, each under max_allowed_packet."""
