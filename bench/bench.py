@@ -128,7 +128,7 @@ class Config:
     default_batch: int = 1000       # wlsync_driver.py's default --batch
     # consistent mode (issue 13): one driver, default batch, the headline queue, never capped
     # (a snapshot commits whole); compared with the headline one-driver case of the same round
-    consistent_sinks: list = field(default_factory=lambda: ["sqlite", "postgresql"])
+    consistent_sinks: list = field(default_factory=lambda: ["sqlite", "postgresql", "mysql"])
     consistent_cap: float = 120.0
     # issue 12: two consumers draining the headline queue at once, one SQLite driver each
     drain_consumers: int = 1
