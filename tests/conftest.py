@@ -22,7 +22,7 @@ import pytest
 from pytest_postgresql import factories
 
 import wlsync_migrate
-from tests.driver_helpers import DriverProcess, wait_until
+from tests.driver_helpers import WORKER, DriverProcess, wait_until
 
 TEST_DB = os.environ.get("WLSYNC_TEST_DB", "wlsync_test")
 
@@ -320,11 +320,12 @@ CLUSTER_VERSION = "15"
 def throwaway_cluster() -> Iterator[Cluster]:
     """pg_createcluster's server on 127.0.0.1 (trust auth), dropped at teardown. Name and
     port: $WLSYNC_TEST_CLUSTER (default wlsync_test_cluster) and $WLSYNC_TEST_CLUSTER_PORT
-    (default 5499), so that parallel runs can keep apart."""
+    (default 5499), so that parallel runs can keep apart; a pytest-xdist worker adds
+    its name to the cluster's and its number to the port (gw1: wlsync_test_cluster_gw1, 5500)."""
     if shutil.which("pg_createcluster") is None:
         pytest.skip("needs postgresql-common (pg_createcluster)")
-    cluster = Cluster(os.environ.get("WLSYNC_TEST_CLUSTER", "wlsync_test_cluster"),
-                      int(os.environ.get("WLSYNC_TEST_CLUSTER_PORT", "5499")))
+    cluster = Cluster(os.environ.get("WLSYNC_TEST_CLUSTER", "wlsync_test_cluster") + (f"_{WORKER}" if WORKER else ""),
+                      int(os.environ.get("WLSYNC_TEST_CLUSTER_PORT", "5499")) + int(WORKER[2:] or 0))
     subprocess.run(["pg_dropcluster", "--stop", CLUSTER_VERSION, cluster.name], capture_output=True)
     subprocess.run(["pg_createcluster", CLUSTER_VERSION, cluster.name, "--port", str(cluster.port), "--start",
                     "--", "--auth=trust"], check=True, capture_output=True, timeout=120)

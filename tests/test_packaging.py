@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_DB, admin_connection
-from tests.driver_helpers import ROOT
+from tests.driver_helpers import ROOT, WORKER
 
 SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 
@@ -53,7 +53,7 @@ def installed(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def empty_db():
-    name = f"{TEST_DB}_pkg"
+    name = f"{TEST_DB}{WORKER}_pkg"
     with admin_connection("127.0.0.1", 5432, "postgres") as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')

@@ -15,13 +15,12 @@ import nats
 import nats.js.errors
 import pytest
 
-from tests.driver_helpers import MOVIES, DriverProcess, wait_until, wl_titles
+from tests.driver_helpers import MOVIES, DriverProcess, free_port, wait_until, wl_titles
 from tests.kv_stores import nats_connections_killed, nats_drop
 from tests.test_sink_fencing import batch
 from wlsync_sinks import Column, SinkError, Table, open_sink
 from wlsync_sinks.nats import decode_key, encode_key
 
-THROWAWAY_PORT = 4232
 PAIRS = Table("app", "odd pairs", (Column("a", "integer", "int4", True, 1), Column("b", "text", "text", True, 2),
                                    Column("v", "text", "text", True, None)))
 
@@ -180,11 +179,12 @@ def test_the_driver_goes_on_when_its_nats_connections_are_killed_again_and_again
 
 @pytest.mark.skipif(shutil.which("nats-server") is None, reason="needs nats-server")
 def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_path):
-    command = ["nats-server", "-a", "127.0.0.1", "-p", str(THROWAWAY_PORT), "-js", "-sd", str(tmp_path / "js")]
+    port = free_port()   # a throwaway server of this test's own, on a port no one else uses
+    command = ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js")]
 
     def listening() -> bool:
         with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", THROWAWAY_PORT)) == 0
+            return s.connect_ex(("127.0.0.1", port)) == 0
 
     def start() -> subprocess.Popen:
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -192,7 +192,7 @@ def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_p
         return server
 
     server = start()
-    url = f"nats://127.0.0.1:{THROWAWAY_PORT}/wlsynctestkv2-restart"
+    url = f"nats://127.0.0.1:{port}/wlsynctestkv2-restart"
     driver = DriverProcess(mdb_dsn, url, tmp_path / "driver.log", "--sweep-interval", "1")
     try:
         movies.execute("INSERT INTO movies VALUES (1, 'before', 1)")
@@ -200,7 +200,7 @@ def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_p
         server.terminate()
         server.wait(10)
         movies.execute("INSERT INTO movies VALUES (2, 'during', 1)")
-        wait_until(lambda: f"WL failed (NATS 127.0.0.1:{THROWAWAY_PORT}/wlsynctestkv2-restart" in driver.log(),
+        wait_until(lambda: f"WL failed (NATS 127.0.0.1:{port}/wlsynctestkv2-restart" in driver.log(),
                    timeout=20, message="the failure logged")
         movies.execute("UPDATE movies SET title = 'changed' WHERE id = 1")
         server = start()
