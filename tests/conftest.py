@@ -371,28 +371,38 @@ def readme_files() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Cluster:
-    """A throwaway PostgreSQL cluster of the test's own, to stop and crash."""
+    """A throwaway PostgreSQL cluster, to stop and crash, and the test's own database on it."""
     name: str
     port: int
+    dbname: str = "postgres"
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.dbname}"
 
     def ctl(self, *args: str) -> None:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", CLUSTER_VERSION, self.name, *args],
                        check=True, capture_output=True, timeout=120)
 
+    def ensure_running(self) -> None:
+        """Starts the server if a test left it stopped (or crashed)."""
+        if not can_connect(self.dsn):
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", CLUSTER_VERSION, self.name, "start"],
+                           capture_output=True, timeout=120)
+            wait_until(lambda: can_connect(self.dsn), timeout=30, message="the throwaway server")
+
 
 CLUSTER_VERSION = "15"
 
 
-@pytest.fixture
-def throwaway_cluster() -> Iterator[Cluster]:
-    """pg_createcluster's server on 127.0.0.1 (trust auth), dropped at teardown. Name and
-    port: $WLSYNC_TEST_CLUSTER (default wlsync_test_cluster) and $WLSYNC_TEST_CLUSTER_PORT
-    (default 5499), so that parallel runs can keep apart; a pytest-xdist worker adds
-    its name to the cluster's and its number to the port (gw1: wlsync_test_cluster_gw1, 5500)."""
+@pytest.fixture(scope="session")
+def throwaway_server() -> Iterator[Cluster]:
+    """pg_createcluster's server on 127.0.0.1 (trust auth), made once for the tests that
+    stop or crash it (initdb and its removal took 3-6 s a test), dropped at the end.
+    Name and port: $WLSYNC_TEST_CLUSTER (default wlsync_test_cluster) and
+    $WLSYNC_TEST_CLUSTER_PORT (default 5499), so that parallel runs can keep apart; a
+    pytest-xdist worker adds its name to the cluster's and its number to the port
+    (gw1: wlsync_test_cluster_gw1, 5500)."""
     if shutil.which("pg_createcluster") is None:
         pytest.skip("needs postgresql-common (pg_createcluster)")
     cluster = Cluster(os.environ.get("WLSYNC_TEST_CLUSTER", "wlsync_test_cluster") + (f"_{WORKER}" if WORKER else ""),
@@ -404,7 +414,26 @@ def throwaway_cluster() -> Iterator[Cluster]:
         wait_until(lambda: can_connect(cluster.dsn), timeout=30, message="the throwaway server")
         yield cluster
     finally:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", CLUSTER_VERSION, cluster.name, "stop",
+                        "-m", "immediate"], capture_output=True)
         subprocess.run(["pg_dropcluster", "--stop", CLUSTER_VERSION, cluster.name], capture_output=True)
+
+
+@pytest.fixture
+def throwaway_cluster(throwaway_server: Cluster, request) -> Iterator[Cluster]:
+    """A fresh, empty database of the test's own on the throwaway server (running, even
+    if the test before crashed it), dropped at teardown. The test may stop, crash and
+    restart the whole server."""
+    cluster = Cluster(throwaway_server.name, throwaway_server.port,
+                      re.sub(r"\W", "_", request.node.name)[:40].lower())
+    throwaway_server.ensure_running()
+    with psycopg.connect(throwaway_server.dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{cluster.dbname}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{cluster.dbname}"')
+    yield cluster
+    throwaway_server.ensure_running()
+    with psycopg.connect(throwaway_server.dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{cluster.dbname}" WITH (FORCE)')
 
 
 def can_connect(dsn: str) -> bool:
