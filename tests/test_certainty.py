@@ -115,6 +115,7 @@ def soak_and_check(mdb, mdb_dsn, target, tmp_path, **kwargs) -> dict:
     return stats
 
 
+@pytest.mark.xdist_group("heavy")   # one soak at a time: each loads both cores
 def test_soak_short(mdb, mdb_dsn, target, tmp_path):
     soak_and_check(mdb, mdb_dsn, target, tmp_path, seconds=8, writers=3, drivers=3, kill_every=1.5)
 

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.driver_helpers import (MOVIES, driver_backends, run_cli, synced_movies_with_three_differences, wait_until,
                                   wl_rows, wl_table, wl_titles)
 
@@ -55,6 +57,7 @@ def test_values_of_every_kind_round_trip_and_verify(mdb, mdb_dsn, target):
     assert row["big"] == "long " * 40000
 
 
+@pytest.mark.xdist_group("heavy")   # a latency bound: never beside a soak or the benchmark
 def test_committed_change_reaches_wl_within_a_second_through_notify(movies, target, driver):
     driver("--sweep-interval", "60")
     wait_for_idle(movies)

@@ -69,6 +69,7 @@ def wlsync(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, timeout=120)
 
 
+@pytest.mark.xdist_group("packaging")   # one worker builds the wheel and its venv (installed)
 def test_the_installed_wheel_migrates_an_empty_database_and_syncs(installed, empty_db, tmp_path):
     import psycopg
 
@@ -103,6 +104,7 @@ def test_the_installed_wheel_migrates_an_empty_database_and_syncs(installed, emp
     assert check.returncode == 0 and "verify: WL == MDB" in check.stdout, check.stdout + check.stderr
 
 
+@pytest.mark.xdist_group("packaging")   # one worker builds the wheel and its venv (installed)
 def test_an_installation_without_its_migrations_says_so_instead_of_up_to_date(installed, empty_db, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(installed, broken, symlinks=True)

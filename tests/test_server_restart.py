@@ -5,12 +5,14 @@ Uses the run's throwaway cluster (pg_createcluster), never the shared server.
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 import wlsync_migrate
 from tests.conftest import can_connect
 from tests.driver_helpers import DriverProcess, wait_until, wl_titles
 
 
+@pytest.mark.xdist_group("cluster")   # one throwaway cluster per worker: keep its users on one
 def test_driver_survives_a_postgresql_crash_restart(throwaway_cluster, tmp_path):
     own_server = throwaway_cluster.dsn
     wlsync_migrate.migrate(own_server)
