@@ -63,15 +63,16 @@ postgresql_server = factories.postgresql_noproc(dbname=TEST_DB, load=[build_temp
 
 class TemplateCopies:
     """Each test's MDB: a fresh copy of the template (CREATE DATABASE ... TEMPLATE),
-    made one test ahead by a background thread while the previous test runs. Two
-    names take turns (<db>_a, <db>_b, where <db> is WLSYNC_TEST_DB plus the xdist
-    worker); each is dropped WITH (FORCE), which also cuts off anything a test left
-    connected, and copied anew right after the test that used it. A copy costs
-    0.15-0.3 s of the server's time, which a test no longer waits for."""
+    made ahead by a background thread while tests run. Four names take turns (<db>_a
+    to <db>_d, where <db> is WLSYNC_TEST_DB plus the xdist worker); each is dropped
+    WITH (FORCE), which also cuts off anything a test left connected, and copied anew
+    right after the test that used it. A copy costs 0.15-0.3 s of the server's time
+    (over 1 s on a loaded one), which a test no longer waits for: four copies ready
+    carry a run of quick tests (tests/sql) over the time slower tests left."""
 
     def __init__(self, server):
         self.server = server
-        self.names = [f"{server.dbname}_a", f"{server.dbname}_b"]
+        self.names = [f"{server.dbname}_{letter}" for letter in "abcd"]
         self.turn = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="template-copies")
         self.ready = {name: self.executor.submit(self.recreate, name) for name in self.names}
@@ -92,7 +93,7 @@ class TemplateCopies:
     @contextlib.contextmanager
     def copy(self) -> Iterator[str]:
         name = self.names[self.turn]
-        self.turn = 1 - self.turn
+        self.turn = (self.turn + 1) % len(self.names)
         self.ready.pop(name).result()      # waits for the copy if it is not done; raises its error
         try:
             yield name
