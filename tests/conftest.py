@@ -94,8 +94,9 @@ class TemplateCopies:
     def copy(self) -> Iterator[str]:
         name = self.names[self.turn]
         self.turn = (self.turn + 1) % len(self.names)
-        self.ready.pop(name).result()      # waits for the copy if it is not done; raises its error
+        made = self.ready.pop(name)
         try:
+            made.result()      # waits for the copy if it is not done; raises its error
             yield name
         finally:
             self.ready[name] = self.executor.submit(self.recreate, name)
