@@ -22,8 +22,13 @@ migrate: venv
 functions: venv
 	$(PY) wlsync_migrate.py functions
 
+# Two pytest-xdist workers; tests of one xdist_group run on the same worker, one
+# after another (the soaks and the benchmark smoke, the throwaway cluster's crashes).
+# TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-all: venv
 	$(PY) -m pytest -m ''

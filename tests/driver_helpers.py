@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,17 @@ from wlsync_sinks import Column, Table, open_sink
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "wlsync_driver.py"
+# pytest-xdist's worker name (gw0, gw1, ...), "" in a run without workers: what a
+# test names after it (databases, clusters) is its worker's own.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick), for a
+    throwaway server or a metrics endpoint: never one another run or worker holds."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

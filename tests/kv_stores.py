@@ -100,6 +100,12 @@ def nats_wl(request) -> Iterator[str]:
     nats_drop(target)
 
 
+def connections_of(pid: int, peer: str) -> set[str]:
+    """The local addresses (host:port) of process pid's TCP connections to peer (host:port)."""
+    listing = subprocess.run(["ss", "-tnpH", "dst", peer], capture_output=True, text=True, check=True).stdout
+    return {line.split()[3] for line in listing.splitlines() if f"pid={pid}," in line}
+
+
 def nats_connections_killed(target: str) -> Callable[[], None]:
     """The TCP connections to the NATS server of every process whose command line
     names this target (the drivers) are aborted (ss -K); new ones are accepted at once."""

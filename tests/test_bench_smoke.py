@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.skipif(shutil.which("pgbench") is None, reason="pgbench is not installed")
+@pytest.mark.xdist_group("heavy")   # never beside a soak: pgbench and drivers load both cores
 def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
     results_md = (ROOT / "bench" / "RESULTS.md").read_bytes()
     env = {**os.environ, "BENCH_DB_PREFIX": f"wlsync_bench_smoke{os.getpid()}_"}

@@ -9,12 +9,13 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import sqlite_refuse_title
-from tests.driver_helpers import DriverProcess, run_cli, wait_until
+from tests.driver_helpers import DriverProcess, free_port, run_cli, wait_until
 
-PORT = 9461  # 9461-9469 belong to these tests
+# Each test serves /metrics on a port nothing else listens on (free_port), so that
+# concurrent runs and pytest-xdist workers never scrape each other's driver.
 
 
-def scrape(port: int = PORT) -> dict[tuple, float]:
+def scrape(port: int) -> dict[tuple, float]:
     """/metrics as {(sample name, (label, value), ...): value}."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
@@ -22,13 +23,13 @@ def scrape(port: int = PORT) -> dict[tuple, float]:
             for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
-def helps(port: int = PORT) -> dict[str, str]:
+def helps(port: int) -> dict[str, str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     return {family.name: family.documentation for family in text_string_to_metric_families(text)}
 
 
-def answers(port: int = PORT):
+def answers(port: int):
     try:
         return scrape(port)
     except OSError:
@@ -37,13 +38,14 @@ def answers(port: int = PORT):
 
 def test_metrics_count_synced_events_and_the_queue_depth_falls_as_it_drains(movies, mdb_dsn, tmp_path):
     target = f"sqlite:///{tmp_path}/wl.db"
+    port = free_port()
     movies.execute("INSERT INTO movies SELECT g, 'm' || g, 2000 FROM generate_series(1, 300) g")
     # Slow batches (50 events, each held 0.5 s before its WL write) keep events queued for a while.
     process = DriverProcess(mdb_dsn, target, tmp_path / "driver.log", "--batch", "50", "--sweep-interval", "1",
-                            "--metrics-port", str(PORT),
+                            "--metrics-port", str(port),
                             env={"WLSYNC_TEST_PAUSE_AT": "before_wl_write", "WLSYNC_TEST_PAUSE_SECONDS": "0.5"})
     try:
-        first = wait_until(lambda: (m := answers()) and m[("wlsync_connected", ("side", "mdb"))] and m,
+        first = wait_until(lambda: (m := answers(port)) and m[("wlsync_connected", ("side", "mdb"))] and m,
                            timeout=15, message="/metrics to answer, connected")
         assert first[("wlsync_queue_events", ("table", "public.movies"))] >= 200
         assert first[("wlsync_queue_exact",)] == 1
@@ -54,8 +56,8 @@ def test_metrics_count_synced_events_and_the_queue_depth_falls_as_it_drains(movi
         assert first[("wlsync_connected", ("side", "wl"))] == 1
 
         upserts = ("wlsync_events_synced_total", ("action", "upsert"), ("table", "public.movies"))
-        wait_until(lambda: scrape().get(upserts) == 300, timeout=30, message="300 events counted")
-        drained = wait_until(lambda: (m := scrape())[("wlsync_queue_events", ("table", "public.movies"))] == 0
+        wait_until(lambda: scrape(port).get(upserts) == 300, timeout=30, message="300 events counted")
+        drained = wait_until(lambda: (m := scrape(port))[("wlsync_queue_events", ("table", "public.movies"))] == 0
                              and m, timeout=15, message="the queue depth to fall to 0")
         assert drained[("wlsync_keys_synced_total", ("action", "upsert"), ("table", "public.movies"))] == 300
         assert drained[("wlsync_batches_total", ("outcome", "committed"))] == 6
@@ -71,7 +73,7 @@ def test_metrics_count_synced_events_and_the_queue_depth_falls_as_it_drains(movi
         movies.execute("BEGIN; UPDATE movies SET year = 2001 WHERE id = 1; UPDATE movies SET year = 2002 WHERE id = 1;"
                        " DELETE FROM movies WHERE id = 1; COMMIT")
         deletes = ("wlsync_events_synced_total", ("action", "delete"), ("table", "public.movies"))
-        after = wait_until(lambda: (m := scrape()).get(deletes) and m, timeout=15, message="the delete counted")
+        after = wait_until(lambda: (m := scrape(port)).get(deletes) and m, timeout=15, message="the delete counted")
         assert after[deletes] == 3
         assert after[("wlsync_keys_synced_total", ("action", "delete"), ("table", "public.movies"))] == 1
 
@@ -79,9 +81,13 @@ def test_metrics_count_synced_events_and_the_queue_depth_falls_as_it_drains(movi
         sqlite_refuse_title(target, "poison")
         movies.execute("INSERT INTO movies VALUES (1000, 'poison', 2000)")
         retrying = ("wlsync_keys_rejected_total", ("state", "retrying"), ("table", "public.movies"))
-        rejected = wait_until(lambda: (m := scrape()).get(retrying) and m, timeout=15, message="the rejected key")
-        assert rejected[("wlsync_batches_total", ("outcome", "rejected"))] >= 1
-        wait_until(lambda: scrape()[("wlsync_retrying_keys", ("table", "public.movies"))] == 1, timeout=15,
+        batches_rejected = ("wlsync_batches_total", ("outcome", "rejected"))
+        # The key is counted when WL rejects it, its batch when MDB has committed the batch:
+        # a scrape between the two sees the key and not yet the batch.
+        rejected = wait_until(lambda: (m := scrape(port)).get(retrying) and m.get(batches_rejected) and m, timeout=15,
+                              message="the rejected key and its batch")
+        assert rejected[retrying] == 1 and rejected[batches_rejected] >= 1
+        wait_until(lambda: scrape(port)[("wlsync_retrying_keys", ("table", "public.movies"))] == 1, timeout=15,
                    message="the retrying key in the queue figures")
     finally:
         assert process.stop() == 0
@@ -89,16 +95,18 @@ def test_metrics_count_synced_events_and_the_queue_depth_falls_as_it_drains(movi
 
 def test_a_batch_cut_off_by_mdb_counts_as_rolled_back(movies, mdb_dsn, tmp_path):
     target = f"sqlite:///{tmp_path}/wl.db"
+    port = free_port()
     process = DriverProcess(mdb_dsn, target, tmp_path / "driver.log", "--sweep-interval", "1",
-                            "--metrics-port", str(PORT + 1),
+                            "--metrics-port", str(port),
                             env={"WLSYNC_TEST_PAUSE_AT": "before_wl_write", "WLSYNC_TEST_PAUSE_SECONDS": "1"})
     try:
-        wait_until(lambda: answers(PORT + 1), timeout=15, message="/metrics to answer")
+        wait_until(lambda: answers(port), timeout=15, message="/metrics to answer")
         movies.execute("INSERT INTO movies VALUES (1, 'a', 2000)")
         wait_until(lambda: "test pause at before_wl_write" in process.log(), message="a batch in hand")
-        movies.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'wlsync_driver'")
+        movies.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'wlsync_driver'"
+                       " AND datname = current_database()")   # this test's driver, not another run's
         upserts = ("wlsync_events_synced_total", ("action", "upsert"), ("table", "public.movies"))
-        after = wait_until(lambda: (m := scrape(PORT + 1)).get(upserts) == 1 and m, timeout=30,
+        after = wait_until(lambda: (m := scrape(port)).get(upserts) == 1 and m, timeout=30,
                            message="the event synced after the reconnect")
         assert after[("wlsync_batches_total", ("outcome", "rolled_back"))] == 1
         assert after[("wlsync_batches_total", ("outcome", "committed"))] == 1
@@ -108,12 +116,13 @@ def test_a_batch_cut_off_by_mdb_counts_as_rolled_back(movies, mdb_dsn, tmp_path)
 
 
 def test_every_metric_has_a_help_text_and_follows_prometheus_naming(movies, mdb_dsn, tmp_path):
+    port = free_port()
     process = DriverProcess(mdb_dsn, f"sqlite:///{tmp_path}/wl.db", tmp_path / "driver.log",
-                            "--metrics-port", str(PORT + 2))
+                            "--metrics-port", str(port))
     try:
         movies.execute("INSERT INTO movies VALUES (1, 'a', 2000)")
-        wait_until(lambda: answers(PORT + 2), timeout=15, message="/metrics to answer")
-        documented = helps(PORT + 2)
+        wait_until(lambda: answers(port), timeout=15, message="/metrics to answer")
+        documented = helps(port)
         ours = {name: text for name, text in documented.items() if name.startswith("wlsync_")}
         assert {"wlsync_events_synced", "wlsync_keys_synced", "wlsync_batches", "wlsync_keys_rejected",
                 "wlsync_batch_duration_seconds", "wlsync_batch_size_events", "wlsync_sync_lag_seconds",
@@ -129,13 +138,14 @@ def test_every_metric_has_a_help_text_and_follows_prometheus_naming(movies, mdb_
 
 def test_a_metrics_port_in_use_is_a_one_line_error(movies, mdb_dsn, tmp_path):
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", PORT + 3))
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
+        port = taken.getsockname()[1]
         result = run_cli("run", "--once", "--source", mdb_dsn, "--target", f"sqlite:///{tmp_path}/wl.db",
-                         "--metrics-port", str(PORT + 3))
+                         "--metrics-port", str(port))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"wlsync: error: cannot serve metrics on 127.0.0.1:{PORT + 3}: Address already in use; "
+        f"wlsync: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use; "
         "choose another --metrics-port (or --metrics-host)"]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_DB, admin_connection
-from tests.driver_helpers import ROOT
+from tests.driver_helpers import ROOT, WORKER
 
 SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 
@@ -53,7 +53,7 @@ def installed(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def empty_db():
-    name = f"{TEST_DB}_pkg"
+    name = f"{TEST_DB}{WORKER}_pkg"
     with admin_connection("127.0.0.1", 5432, "postgres") as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -69,6 +69,7 @@ def wlsync(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, timeout=120)
 
 
+@pytest.mark.xdist_group("packaging")   # one worker builds the wheel and its venv (installed)
 def test_the_installed_wheel_migrates_an_empty_database_and_syncs(installed, empty_db, tmp_path):
     import psycopg
 
@@ -103,6 +104,7 @@ def test_the_installed_wheel_migrates_an_empty_database_and_syncs(installed, emp
     assert check.returncode == 0 and "verify: WL == MDB" in check.stdout, check.stdout + check.stderr
 
 
+@pytest.mark.xdist_group("packaging")   # one worker builds the wheel and its venv (installed)
 def test_an_installation_without_its_migrations_says_so_instead_of_up_to_date(installed, empty_db, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(installed, broken, symlinks=True)

@@ -1,18 +1,18 @@
 """A full PostgreSQL restart (a crash: stop -m immediate) of MDB under a running driver.
 
-Uses a throwaway cluster of its own (pg_createcluster), never the shared server.
+Uses the run's throwaway cluster (pg_createcluster), never the shared server.
 """
 from __future__ import annotations
 
-import time
-
 import psycopg
+import pytest
 
 import wlsync_migrate
 from tests.conftest import can_connect
 from tests.driver_helpers import DriverProcess, wait_until, wl_titles
 
 
+@pytest.mark.xdist_group("cluster")   # one throwaway cluster per worker: keep its users on one
 def test_driver_survives_a_postgresql_crash_restart(throwaway_cluster, tmp_path):
     own_server = throwaway_cluster.dsn
     wlsync_migrate.migrate(own_server)
@@ -25,7 +25,8 @@ def test_driver_survives_a_postgresql_crash_restart(throwaway_cluster, tmp_path)
     try:
         wait_until(lambda: wl_titles(target) == {1: "before"}, message="the first row")
         throwaway_cluster.ctl("stop", "-m", "immediate")
-        time.sleep(1)
+        # The lost connection, then a reconnection refused while the server is down.
+        wait_until(lambda: driver.log().count("MDB unavailable") >= 2, timeout=30, message="the driver to meet the crash")
         throwaway_cluster.ctl("start")
         wait_until(lambda: can_connect(own_server), timeout=30, message="the restarted server")
         with psycopg.connect(own_server, autocommit=True) as mdb:

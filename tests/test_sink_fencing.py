@@ -50,8 +50,9 @@ def test_the_sink_rolls_back_a_batch_past_its_deadline(target):
 def test_a_write_from_a_batch_whose_mdb_session_died_does_not_take_wl_back(movies, mdb_dsn, target, tmp_path):
     """A claims key 1 and stalls; MDB ends A's session; B syncs a newer state; A's write lands late."""
     movies.execute("INSERT INTO movies VALUES (1, 'v1', 1)")
+    # A's stall: long enough for B's run --once (under a second here), and checked below.
     stale = DriverProcess(mdb_dsn, target, tmp_path / "a.log", "--sweep-interval", "60",
-                          env={"WLSYNC_TEST_PAUSE_AT": "before_wl_write", "WLSYNC_TEST_PAUSE_SECONDS": "8"})
+                          env={"WLSYNC_TEST_PAUSE_AT": "before_wl_write", "WLSYNC_TEST_PAUSE_SECONDS": "4"})
     try:
         wait_until(lambda: "test pause at before_wl_write" in stale.log(), message="A holding key 1")
         movies.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -59,6 +60,8 @@ def test_a_write_from_a_batch_whose_mdb_session_died_does_not_take_wl_back(movie
         movies.execute("UPDATE movies SET title = 'v2' WHERE id = 1")
         assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
         assert wl_titles(target) == {1: "v2"}
+        # A is still stalled: its write comes after B's, as the case needs (else the stall was too short).
+        assert "MDB unavailable" not in stale.log()
         wait_until(lambda: "MDB unavailable" in stale.log(), timeout=20, message="A's late write and failure")
         assert wl_titles(target) == {1: "v2"}
     finally:

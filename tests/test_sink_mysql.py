@@ -208,13 +208,16 @@ def test_two_batches_holding_one_key_at_once_leave_the_newer_write(sink, wl, fir
     sink.ensure_tables({("public", "movies"): MOVIES})
     sink.apply([row(1, 1, "start")], later())
     mysql_execute(wl, "CREATE TRIGGER slow BEFORE INSERT ON movies FOR EACH ROW "
-                      "IF NEW.title = 'first' THEN DO SLEEP(1.5); END IF")
+                      "IF NEW.title = 'first' THEN DO SLEEP(1); END IF")
     other = open_sink(wl)
     try:
         other.ensure_tables({("public", "movies"): MOVIES})
         holder = threading.Thread(target=sink.apply, args=([row(first, 1, "first")], later()))
         holder.start()
-        time.sleep(0.5)        # the first batch holds key 1 and sleeps in the trigger
+        # The first batch holds key 1 and sleeps in the trigger (for 1 s from here on).
+        wait_until(lambda: mysql_execute(wl, "SELECT count(*) FROM information_schema.PROCESSLIST "
+                                             f"WHERE ID = {sink.connection.thread_id()} AND STATE = 'User sleep'"
+                                         )[0][0] == 1, message="the first batch sleeping in the trigger")
         started = time.monotonic()
         other.apply([row(second, 1, "second")], later())
         waited = time.monotonic() - started

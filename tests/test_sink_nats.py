@@ -15,19 +15,11 @@ import nats
 import nats.js.errors
 import pytest
 
-from tests.driver_helpers import MOVIES, DriverProcess, wait_until, wl_titles
+from tests.driver_helpers import MOVIES, DriverProcess, free_port, wait_until, wl_titles
 from tests.kv_stores import nats_connections_killed, nats_drop
 from tests.test_sink_fencing import batch
 from wlsync_sinks import Column, SinkError, Table, open_sink
 from wlsync_sinks.nats import Publisher, decode_key, encode_key
-
-
-
-def free_port() -> int:
-    """A port nothing listens on now: throwaway servers of parallel test runs must not share one."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 PAIRS = Table("app", "odd pairs", (Column("a", "integer", "int4", True, 1), Column("b", "text", "text", True, 2),
                                    Column("v", "text", "text", True, None)))
@@ -187,7 +179,7 @@ def test_the_driver_goes_on_when_its_nats_connections_are_killed_again_and_again
 
 @pytest.mark.skipif(shutil.which("nats-server") is None, reason="needs nats-server")
 def test_the_driver_survives_a_restart_of_its_nats_server(movies, mdb_dsn, tmp_path):
-    port = free_port()
+    port = free_port()   # a throwaway server of this test's own, on a port no one else uses
     command = ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js")]
 
     def listening() -> bool:

@@ -8,13 +8,14 @@ import tracemalloc
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from tests.driver_helpers import MOVIES, DriverProcess, wait_until, wl_titles
-from tests.kv_stores import redis_admin, redis_drop
+from tests.driver_helpers import MOVIES, DriverProcess, free_port, wait_until, wl_titles
+from tests.kv_stores import connections_of, redis_admin, redis_drop
 from tests.test_sink_fencing import batch
 from wlsync_sinks import SinkError, open_sink
 
-THROWAWAY_PORT = 6390
 TARGET = "redis://127.0.0.1:6379/11?prefix=wlsynctestkv2:{}:"   # db 11: this file's own
 
 
@@ -103,7 +104,9 @@ def test_the_driver_goes_on_when_its_redis_connections_are_killed_again_and_agai
         movies.execute("INSERT INTO movies VALUES (1, 'before', 1)")
         wait_until(lambda: wl_titles(url) == {1: "before"}, message="the first row")
         for key in range(2, 6):
-            killed = [c["id"] for c in admin.client_list() if c["name"] == "wlsync" and c["db"] == "11"]
+            # This driver's connections only: other tests (other runs, other workers) use db 11 too.
+            ours = connections_of(driver.proc.pid, "127.0.0.1:6379")
+            killed = [c["id"] for c in admin.client_list() if c["name"] == "wlsync" and c["addr"] in ours]
             for client_id in killed:
                 admin.client_kill_filter(_id=client_id)
             assert killed
@@ -119,29 +122,34 @@ def test_the_driver_goes_on_when_its_redis_connections_are_killed_again_and_agai
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_the_driver_survives_a_restart_of_its_redis_server(movies, mdb_dsn, tmp_path):
+    port = free_port()   # a throwaway server of this test's own, on a port no one else uses
+
+    def client() -> redis.Redis:
+        # No retries: redis-py's default (3, with backoff) spends 3.5 s on every call
+        # to a server that is down, SHUTDOWN included (its connection closes).
+        return redis.Redis(port=port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+
     def start():
-        subprocess.run(["redis-server", "--bind", "127.0.0.1", "--port", str(THROWAWAY_PORT), "--daemonize", "yes",
+        subprocess.run(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "yes",
                         "--dir", str(tmp_path), "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
                        check=True, capture_output=True)
         wait_until(ping, message="the throwaway redis-server")
 
     def ping():
         try:
-            return redis.Redis(port=THROWAWAY_PORT, socket_connect_timeout=1).ping()
+            return client().ping()
         except redis.ConnectionError:
             return False
 
-    if ping():
-        redis.Redis(port=THROWAWAY_PORT).shutdown(nosave=True)
     start()
-    url = f"redis://127.0.0.1:{THROWAWAY_PORT}/0"
+    url = f"redis://127.0.0.1:{port}/0"
     driver = DriverProcess(mdb_dsn, url, tmp_path / "driver.log", "--sweep-interval", "1")
     try:
         movies.execute("INSERT INTO movies VALUES (1, 'before', 1)")
         wait_until(lambda: wl_titles(url) == {1: "before"}, message="the first row")
-        redis.Redis(port=THROWAWAY_PORT).shutdown(nosave=True)
+        client().shutdown(nosave=True)
         movies.execute("INSERT INTO movies VALUES (2, 'during', 1)")
-        wait_until(lambda: f"WL failed (Redis 127.0.0.1:{THROWAWAY_PORT}/0" in driver.log(), timeout=20,
+        wait_until(lambda: f"WL failed (Redis 127.0.0.1:{port}/0" in driver.log(), timeout=20,
                    message="the failure logged")
         movies.execute("UPDATE movies SET title = 'changed' WHERE id = 1")
         start()
@@ -151,4 +159,4 @@ def test_the_driver_survives_a_restart_of_its_redis_server(movies, mdb_dsn, tmp_
     finally:
         assert driver.stop() == 0
         if ping():
-            redis.Redis(port=THROWAWAY_PORT).shutdown(nosave=True)
+            client().shutdown(nosave=True)

@@ -49,6 +49,7 @@ def test_wl_outages_are_survived_and_blamed_on_wl(movies, target, store, driver)
     assert f"{FAILED} (" in log
 
 
+@pytest.mark.xdist_group("cluster")   # one throwaway cluster per worker: keep its users on one
 def test_driver_survives_a_crash_restart_of_a_postgresql_wl(movies, mdb_dsn, tmp_path, throwaway_cluster):
     target = throwaway_cluster.dsn
     movies.execute("INSERT INTO movies VALUES (1, 'before', 2000)")
