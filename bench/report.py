@@ -168,13 +168,14 @@ def targets(r: dict) -> list[str]:
             pc = find(o["results"], server="main", mode=mode, clients=16, variant="per_consumer_4")
             one = find(o["results"], server="main", mode=mode, clients=16, variant="wlsync")
             if c4 and c4.get("pts_vs_wlsync"):
-                rows.append((f"capture cost, single-row {mode.upper()}, 16 clients: 4 consumers vs 1 (issue 12)",
-                             f"within {TARGET_CONSUMER_PTS:.0f} points", fig(c4["pts_vs_wlsync"], 1, " pts"),
+                rows.append((f"capture cost, single-row {mode.upper()}, 16 clients: 4 consumers vs 1 (issue 12; "
+                             "the writer runs the very same function, tests/test_consumers.py)",
+                             f"at most {TARGET_CONSUMER_PTS:.0f} points more", fig(c4["pts_vs_wlsync"], 1, " pts"),
                              f"1 consumer {fig(one['overhead_pct'], 1, ' pts')}, 4 consumers "
                              f"{fig(c4['overhead_pct'], 1, ' pts')}"
                              + (f"; one row per consumer (the design not taken) {fig(pc['overhead_pct'], 1, ' pts')}"
                                 if pc else ""),
-                             verdict(abs(med(c4["pts_vs_wlsync"])) <= TARGET_CONSUMER_PTS)))
+                             verdict(med(c4["pts_vs_wlsync"]) <= TARGET_CONSUMER_PTS)))
         if o.get("logical_skipped"):
             rows.append(("capture cost on the throwaway cluster (slot)", "measured", "skipped", o["logical_skipped"],
                          "**missed**"))
@@ -549,9 +550,6 @@ def health(h: dict) -> list[str]:
     return out + [""]
 
 
-if __name__ == "__main__":
-    with open(sys.argv[1]) as f:
-        print(render(json.load(f)))
 
 
 def verify(v: dict) -> list[str]:
@@ -568,3 +566,8 @@ def verify(v: dict) -> list[str]:
         out.append(f"| {sink_name(e['sink'])} | {fig(e['verify_s'], 2)} | {fig(e['copy_s'], 2)} | "
                    f"{fig(e['ratio'], 1, 'x')} |")
     return out + [""]
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        print(render(json.load(f)))

@@ -107,6 +107,23 @@ def test_fan_out_copies_each_event_to_every_consumer_of_its_table(mdb):
     assert mdb.execute("SELECT count(*) FROM wlsync.queue WHERE consumer = 'default'").fetchone()[0] == 2
 
 
+def test_a_writer_runs_the_same_capture_function_whatever_the_consumers(mdb):
+    """Issue 12's write path: adding consumers changes nothing a writer executes (the
+    fan-out happens later, in drivers' transactions)."""
+    mdb.execute(SCHEMA)
+    capture = ("SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc AS p "
+               "WHERE p.pronamespace = 'wlsync'::regnamespace AND p.proname LIKE '\\_capture\\_row\\_%' "
+               "ORDER BY 1")
+    triggers = "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'movies'::regclass ORDER BY 1"
+    before = mdb.execute(capture).fetchall(), mdb.execute(triggers).fetchall()
+    assert len(before[0]) == 2
+    for name in ("c2", "c3", "c4"):
+        mdb.execute("SELECT wlsync.add_consumer(%s, ARRAY['movies', 'people']::regclass[])", [name])
+    assert (mdb.execute(capture).fetchall(), mdb.execute(triggers).fetchall()) == before
+    mdb.execute("INSERT INTO movies VALUES (1, 'a', 2000)")
+    assert mdb.execute("SELECT ring, count(*) FROM wlsync.queue GROUP BY ring").fetchall() == [(0, 1)]
+
+
 def test_consumer_names_and_unknown_consumers_are_clear_errors(mdb):
     mdb.execute(SCHEMA)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="is not a consumer name"):
