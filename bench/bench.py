@@ -1408,7 +1408,8 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, server: str, port: 
             mem = proc_status(driver.pid)
             hwm = max(hwm, mem.get("VmHWM", 0))
             stats = queue_stats(monitor_conn)
-            for slot, state in monitor_conn.execute("SELECT slot, state FROM wlsync.queue_slot").fetchall():
+            for slot, state in monitor_conn.execute("SELECT slot, state FROM wlsync.queue_slot "
+                                                    "WHERE ring = 0").fetchall():
                 if slot_seen.get(slot) == "sealed" and state != "sealed":
                     truncations += 1  # a sealed slot is left only by its TRUNCATE
                 slot_seen[slot] = state
@@ -1439,6 +1440,11 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, server: str, port: 
         holder.rollback()
         holder.close()
     monitor_conn.close()
+    # As in drain_with_drivers: a driver stopped by our SIGTERM while run --once was already
+    # ending (-SIGTERM during interpreter shutdown) after logging its clean stop, stopped cleanly.
+    if driver.returncode == -signal.SIGTERM and stopped_early and "stopped after syncing" in (
+            out / f"{name}.log").read_text():
+        driver.returncode = 0
     if driver.returncode != 0:
         raise RuntimeError(f"{name}: driver exit code {driver.returncode}, see {out}/{name}.log")
     # Only bench_big's events (one per key): the writer's events on bench_rows are drained too.
