@@ -326,6 +326,9 @@ class Outage:
     name: str
     begin: Callable[[str], Callable[[], None]]  # makes WL fail; returns the function that ends it
     lasting: bool  # WL stays down until the end (else only the connections in use are lost)
+    # Whether the driver must meet it as a failure; False where the store's client rides
+    # over it by reconnecting (NATS): then only survival and delivery are checked.
+    felt: bool = True
 
 
 @dataclass(frozen=True)
@@ -354,7 +357,8 @@ from tests import kv_stores  # noqa: E402
 
 STORES["redis"] = Store(kv_stores.redis_wl, None,
                         (Outage("connections killed and refused", kv_stores.redis_refusing, True),))
-STORES["nats"] = Store(kv_stores.nats_wl)
+STORES["nats"] = Store(kv_stores.nats_wl, None,
+                       (Outage("connections killed", kv_stores.nats_connections_killed, False, felt=False),))
 
 
 @pytest.fixture(params=list(STORES))

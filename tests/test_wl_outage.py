@@ -33,8 +33,9 @@ def test_wl_outages_are_survived_and_blamed_on_wl(movies, target, store, driver)
             movies.execute("UPDATE movies SET title = %s WHERE id = 0", [f"during {outage.name}"])
             movies.execute("DELETE FROM movies WHERE id = %s", [key + 10])
             # A lasting outage must also fail the driver's reconnection, not only its write.
-            wait_until(lambda: wl_failures(process) >= failures + (2 if outage.lasting else 1), timeout=30,
-                       message=f"the driver to meet the outage ({outage.name})")
+            if outage.felt:
+                wait_until(lambda: wl_failures(process) >= failures + (2 if outage.lasting else 1), timeout=30,
+                           message=f"the driver to meet the outage ({outage.name})")
             if outage.lasting:
                 movies.execute("INSERT INTO movies VALUES (%s, 'while down', 2000)", [key + 11])
         finally:
@@ -46,7 +47,8 @@ def test_wl_outages_are_survived_and_blamed_on_wl(movies, target, store, driver)
     assert process.alive()
     log = process.log()
     assert "MDB unavailable" not in log
-    assert f"{FAILED} (" in log
+    if any(outage.felt for outage in store.outages):
+        assert f"{FAILED} (" in log
 
 
 @pytest.mark.xdist_group("cluster")   # one throwaway cluster per worker: keep its users on one
