@@ -363,7 +363,7 @@ class Driver:
                     "rebuilding WL (verify --repair)", self.consumer, requested_at.isoformat(), dropped)
         wlsync_verify.verify(self.dsn, self.sink, repair=True, consumer=self.consumer)
         cleared = conn.execute("SELECT wlsync.resync_done(%s, %s) AS cleared",
-                                      [self.consumer, requested_at]).fetchone()["cleared"]
+                               [self.consumer, requested_at]).fetchone()["cleared"]
         self.metrics.resyncs.inc()
         log.info("consumer %s: WL rebuilt; %s", self.consumer,
                  "resync done" if cleared else "events were dropped again meanwhile: another rebuild follows")

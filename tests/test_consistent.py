@@ -15,7 +15,7 @@ import psycopg
 import pymysql
 import pytest
 
-from tests.conftest import STORES, mysql_execute
+from tests.conftest import STORES, mysql_execute, wl_postgresql, wl_sqlite
 from tests.driver_helpers import run_cli, wait_until, wl_titles
 from tests.test_certainty import soak_and_check
 
@@ -172,12 +172,9 @@ def wl_execute(target: str, script: str) -> None:
     if target.startswith("mysql://"):
         mysql_execute(target, *filter(None, (statement.strip() for statement in script.split(";"))))
     elif target.startswith("sqlite:///"):
-        db = sqlite3.connect(target[len("sqlite:///"):])
-        db.executescript(script)
-        db.close()
+        wl_sqlite(target, script)
     else:
-        with psycopg.connect(target, autocommit=True) as conn:
-            conn.execute(script)
+        wl_postgresql(target, script)
 
 
 def families(mdb_dsn: str, count: int) -> None:
