@@ -5,10 +5,11 @@ SET search_path = pg_catalog, pg_temp
 AS $function$
 -- ---------------------------------------------------------------------------
 -- wlsync._backlog(p_ring, p_writers_sealed, p_limit)
---   How many events the slots wlsync._drop_slots would drop hold, counted
---   only as far as it matters: 0 when their size cannot hold more than
---   p_limit events (a queue row takes at least 40 bytes), else a count that
---   stops past p_limit. wlsync._drop_overflow's measure.
+--   How many events the slots wlsync._drop_slots would drop hold
+--   (wlsync._droppable_slots), counted only as far as it matters: 0 when
+--   their size cannot hold more than p_limit events (a queue row takes at
+--   least 40 bytes), else a count that stops past p_limit.
+--   wlsync._drop_overflow's measure.
 -- Parameters: p_ring            a consumer_id (its ring), or 0 (none)
 --             p_writers_sealed  also the writers' sealed slots
 --             p_limit           the count that matters (max_pending)
@@ -20,14 +21,12 @@ DECLARE
     v_events bigint;
     v_backlog bigint := 0::bigint;
 BEGIN
-    IF (SELECT coalesce(sum(pg_relation_size(format('wlsync.%I', wlsync._slot_table(s.ring, s.slot))::regclass)), 0)
-        FROM wlsync.queue_slot AS s
-        WHERE (p_ring > 0 AND s.ring = p_ring) OR (p_writers_sealed AND s.ring = 0 AND s.state = 'sealed'))
+    IF (SELECT coalesce(sum(pg_relation_size(format('wlsync.%I', wlsync._slot_table(d.ring, d.slot))::regclass)), 0)
+        FROM wlsync._droppable_slots(p_ring, p_writers_sealed) AS d)
        < p_limit * 40 THEN
         RETURN 0::bigint;
     END IF;
-    FOR v_slot IN SELECT s.ring, s.slot FROM wlsync.queue_slot AS s
-                  WHERE (p_ring > 0 AND s.ring = p_ring) OR (p_writers_sealed AND s.ring = 0 AND s.state = 'sealed') LOOP
+    FOR v_slot IN SELECT d.ring, d.slot FROM wlsync._droppable_slots(p_ring, p_writers_sealed) AS d LOOP
         EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM wlsync.%I LIMIT $1) AS q',
                        wlsync._slot_table(v_slot.ring, v_slot.slot))
         INTO v_events USING p_limit + 1 - v_backlog;

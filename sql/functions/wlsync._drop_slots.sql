@@ -19,9 +19,7 @@ DECLARE
     v_events bigint;
     v_dropped bigint := 0::bigint;
 BEGIN
-    FOR v_slot IN SELECT s.ring, s.slot FROM wlsync.queue_slot AS s
-                  WHERE (p_ring > 0 AND s.ring = p_ring) OR (p_writers_sealed AND s.ring = 0 AND s.state = 'sealed')
-                  ORDER BY s.ring, s.slot LOOP
+    FOR v_slot IN SELECT d.ring, d.slot FROM wlsync._droppable_slots(p_ring, p_writers_sealed) AS d LOOP
         BEGIN
             EXECUTE format('LOCK TABLE wlsync.%I IN ACCESS EXCLUSIVE MODE NOWAIT',
                            wlsync._slot_table(v_slot.ring, v_slot.slot));
