@@ -59,6 +59,7 @@ SNAPSHOT_RETRIES = 20  # --consistent: snapshot batches in a row that may race a
 WORK_EVERY = 10.0  # seconds between looks at the consumer's other work (wlsync.consumer_work)
 FAN_OUT = 10000    # events per wlsync.fan_out call (several consumers): ten batches' worth
 BACKFILL_CHUNK = 50000  # keys per committed backfill call (the CLI's default --chunk)
+GIL_SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while the other waits (Python's default 0.005)
 DEFAULT_CONSUMER = "default"
 
 
@@ -239,13 +240,13 @@ class Driver:
         free = self.claims  # the claim connection not busy with the batch claimed ahead
         try:
             while not self.stopping or ahead is not None:
-                self.maintain(free)
                 if ahead is None:
                     batch = self.claim(free)
                 else:
                     batch, ahead = ahead.result(), None
                 if not batch.rows:
                     batch.conn.execute("COMMIT")
+                    self.maintain(batch.conn)
                     break
                 if sum(r["events"] for r in batch.rows) >= self.batch and not self.stopping:
                     if self.spare is None:  # opened at the first backlog: an idle driver holds two connections
@@ -253,6 +254,9 @@ class Driver:
                     ahead = self.ahead.submit(self.claim, self.spare if batch.conn is self.claims else self.claims)
                 synced = self.sync_batch(batch)
                 free = batch.conn
+                # After the batch, not before the claim: the change that woke
+                # the driver does not wait for a maintenance that falls due.
+                self.maintain(free)
                 total += synced
                 self.pace(synced, gather=ahead is None)
         finally:
@@ -517,11 +521,22 @@ class Driver:
 
     def ensure_tables(self, conn: psycopg.Connection, rows: list[dict]) -> None:
         """Create WL tables the first time a table shows up, and follow its columns:
-        an added column is added in WL; a dropped one is no longer written."""
-        if all((r["table_schema"], r["table_name"]) in self.known_columns
-               and (r["row_data"] is None
-                    or r["row_data"].keys() == self.known_columns[(r["table_schema"], r["table_name"])])
-               for r in rows):
+        an added column is added in WL; a dropped one is no longer written.
+
+        One row per table is looked at: a claim reads each table's rows in one
+        statement, under a lock that keeps ALTER TABLE out until it commits, so
+        the rows of one table in a batch all have the same columns."""
+        checked: set[tuple[str, str]] = set()
+        for r in rows:
+            table = (r["table_schema"], r["table_name"])
+            if r["row_data"] is None or table in checked:
+                if table not in self.known_columns:
+                    break
+                continue
+            if r["row_data"].keys() != self.known_columns.get(table):
+                break
+            checked.add(table)
+        else:
             return
         tables = tables_from_rows(
             tuple(row.values()) for row in conn.execute("SELECT * FROM wlsync.tracked_columns(%s)", [self.consumer]))
@@ -748,6 +763,10 @@ def main(argv: list[str] | None = None) -> int:
             code = wlsync_verify.verify(dsn, sink, args.repair, show_progress=True, consumer=args.consumer)
             log.info("verify done, peak RSS %.1f MB", peak_rss_mb(), extra={"fields": {"peak_rss_mb": peak_rss_mb()}})
             return code
+        # The claim-ahead thread decodes a batch while this one writes the last:
+        # hand the GIL over after 1 ms instead of 5, so neither waits long for the
+        # other (interleaved runs: bench/analysis.md).
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         metrics = DriverMetrics(args.sink_class or urlsplit(args.target).scheme,
                                 dsn if args.metrics_port else None, args.consumer)
         if args.metrics_port:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from wlsync_sinks import (FLOAT_TYPES, PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, Table, TargetError,
+from wlsync_sinks import (FLOAT_TYPES, INTEGER_TYPES, PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, Table, TargetError,
                           check_deadline, converter, from_text, is_newer, md5_hash,
                           newest_per_key, pg_float_text, row_reader, seconds_left, to_text)
 
@@ -26,9 +26,14 @@ SQLITE_TYPES = {
 
 def sqlite_converter(column: Column):
     """As wlsync_sinks.converter, but a NaN float stays the text 'NaN': SQLite stores
-    a NaN REAL as NULL, and its REAL column keeps the text as is."""
+    a NaN REAL as NULL, and its REAL column keeps the text as is. An integer stays
+    text: its INTEGER column stores PostgreSQL's decimal text as that integer (type
+    affinity, in SQLite's C, where int() in Python was a tenth of the driver's time),
+    and compares a text parameter with its integers as a number."""
     if column.base_type in FLOAT_TYPES:
         return _float_or_nan
+    if column.base_type in INTEGER_TYPES:
+        return None
     return converter(column)
 
 
