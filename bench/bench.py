@@ -60,7 +60,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import orjson
 import psycopg
+from psycopg.types.json import set_json_loads
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -1019,14 +1021,19 @@ def drain_two_consumers(cfg: Config, dbs: Databases, out: Path, conn, run: int) 
         conn.execute("SELECT wlsync.remove_consumer('bench2')")
 
 
-def claim_alone(cfg: Config, dbs: Databases, conn, batch: int, run: int) -> dict:
-    """BEGIN; SELECT * FROM wlsync.claim_sync_events(batch); COMMIT in a loop: no sink at all."""
+def claim_alone(cfg: Config, dbs: Databases, conn, batch: int, run: int, fetch: bool = True) -> dict:
+    """BEGIN; SELECT * FROM wlsync.claim_sync_events(batch); COMMIT in a loop: no sink at all.
+    The rows are fetched and decoded as the driver decodes them (psycopg, jsonb by orjson);
+    with fetch=False they are summed in MDB instead: MDB's work alone, nothing sent."""
     queued = prefill(conn, "bench_big", cfg.drain_queue, 1)
+    query = ("SELECT events, * FROM wlsync.claim_sync_events(%s)" if fetch else
+             "SELECT sum(events) FROM wlsync.claim_sync_events(%s) HAVING count(*) > 0")
     events, capped = 0, False
     with psycopg.connect(dsn(dbs.mdb)) as claimer:
+        set_json_loads(orjson.loads, claimer)  # as wlsync_driver.Driver.claim_connection
         started = time.perf_counter()
         while True:
-            rows = claimer.execute("SELECT events, * FROM wlsync.claim_sync_events(%s)", [batch]).fetchall()
+            rows = claimer.execute(query, [batch]).fetchall()
             claimer.commit()
             if not rows:
                 break
@@ -1037,10 +1044,10 @@ def claim_alone(cfg: Config, dbs: Databases, conn, batch: int, run: int) -> dict
         elapsed = time.perf_counter() - started
     if events != queued and not capped:
         raise RuntimeError(f"claim alone: {queued} queued, {events} claimed")
-    log(f"claim alone batch={batch} run {run}: {events}/{queued} events in {elapsed:.2f} s = "
-        f"{events / elapsed:,.0f} events/s{' CAPPED' if capped else ''}")
-    return {"batch": batch, "run": run, "events": queued, "synced": events, "capped": capped, "seconds": elapsed,
-            "events_per_s": events / elapsed}
+    log(f"claim alone batch={batch}{'' if fetch else ' (in MDB, rows not fetched)'} run {run}: {events}/{queued} "
+        f"events in {elapsed:.2f} s = {events / elapsed:,.0f} events/s{' CAPPED' if capped else ''}")
+    return {"batch": batch, "run": run, "fetch": fetch, "events": queued, "synced": events, "capped": capped,
+            "seconds": elapsed, "events_per_s": events / elapsed}
 
 
 def baseline(cfg: Config, dbs: Databases, out: Path, conn, run: int) -> dict:
@@ -1099,6 +1106,7 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
             raw_base.append(baseline(cfg, dbs, out, conn, run))
             for batch in cfg.claim_batches:
                 raw_claim.append(claim_alone(cfg, dbs, conn, batch, run))
+                raw_claim.append(claim_alone(cfg, dbs, conn, batch, run, fetch=False))
             for sink in sinks:  # the headline cases: one event per key, default batch, 1 and 2 drivers
                 for drivers in cfg.drain_drivers:
                     raw_drain.append(drain_with_drivers(cfg, dbs, out, conn, sink, drivers, cfg.default_batch, run,
@@ -1143,10 +1151,15 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                         entry["commits"] = summary([r["commits"] for r in mine])
                         entry["peak_rss_mb"] = summary([r["peak_rss_mb"] for r in mine if r["peak_rss_mb"]])
                     drain.append(entry)
+    def fetched(r: dict, b: int) -> bool:
+        return r["batch"] == b and r.get("fetch", True)
+
     claims = [{"batch": b, "events": cfg.drain_queue,
-               "capped_runs": sum(r["capped"] for r in raw_claim if r["batch"] == b),
-               "drained_pct": summary([100 * r["synced"] / r["events"] for r in raw_claim if r["batch"] == b]),
-               "events_per_s": summary([r["events_per_s"] for r in raw_claim if r["batch"] == b])}
+               "capped_runs": sum(r["capped"] for r in raw_claim if fetched(r, b)),
+               "drained_pct": summary([100 * r["synced"] / r["events"] for r in raw_claim if fetched(r, b)]),
+               "events_per_s": summary([r["events_per_s"] for r in raw_claim if fetched(r, b)]),
+               "in_mdb_events_per_s": summary([r["events_per_s"] for r in raw_claim
+                                              if r["batch"] == b and not r.get("fetch", True)])}
               for b in cfg.claim_batches]
     one = {r["run"]: r["events_per_s"] for r in rows("headline", "sqlite", 1, cfg.default_batch)}
     consumers = [{"consumer": c, "events": cfg.drain_queue,

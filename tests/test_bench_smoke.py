@@ -43,6 +43,7 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
     assert {(d["drivers"], d["sink"]) for d in drain["drain"] if d["case"] == "headline"} == {
         (1, "sqlite"), (2, "sqlite"), (1, "postgresql"), (2, "postgresql")}
     assert drain["claim_alone"][0]["events_per_s"]["median"] > 0
+    assert drain["claim_alone"][0]["in_mdb_events_per_s"]["median"] > 0
     assert drain["baseline"]["events_per_s"]["median"] > 0
     assert {(c["consumer"], c["events_per_s"]["median"] > 0) for c in drain["consumers"]} == {
         ("default", True), ("bench2", True)}
