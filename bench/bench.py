@@ -60,14 +60,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import orjson
 import psycopg
-from psycopg.types.json import set_json_loads
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import wlsync_migrate  # noqa: E402
 import wlsync_verify  # noqa: E402
+from wlsync_driver import JsonbLoader  # noqa: E402
 from wlsync_sinks import open_sink, tables_from_rows  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -1030,7 +1029,7 @@ def claim_alone(cfg: Config, dbs: Databases, conn, batch: int, run: int, fetch: 
              "SELECT sum(events) FROM wlsync.claim_sync_events(%s) HAVING count(*) > 0")
     events, capped = 0, False
     with psycopg.connect(dsn(dbs.mdb)) as claimer:
-        set_json_loads(orjson.loads, claimer)  # as wlsync_driver.Driver.claim_connection
+        claimer.adapters.register_loader("jsonb", JsonbLoader)  # as wlsync_driver.Driver.claim_connection
         started = time.perf_counter()
         while True:
             rows = claimer.execute(query, [batch]).fetchall()
