@@ -1,6 +1,7 @@
 """End to end: real driver processes between a real MDB and every WL sink."""
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -55,6 +56,28 @@ def test_values_of_every_kind_round_trip_and_verify(mdb, mdb_dsn, target):
     assert row["n"] == "123456789.125"
     assert row["nan"] == "NaN"
     assert row["big"] == "long " * 40000
+
+
+def test_sqlite_stores_integers_of_every_width_as_integers(mdb, mdb_dsn, tmp_path):
+    """The SQLite sink passes integers as PostgreSQL's text and lets the INTEGER
+    column's type affinity store them: they must land as SQLite integers (not text),
+    extremes included, and a delete must find its row by an integer key."""
+    mdb.execute("CREATE TABLE ints (k int8 PRIMARY KEY, s int2, i int4, o oid, n int4)")
+    mdb.execute("SELECT wlsync.track('ints')")
+    sqlite_wl = f"sqlite:///{tmp_path}/wl.db"
+    mdb.execute("""INSERT INTO ints VALUES (-9223372036854775808, -32768, -2147483648, 0, NULL),
+                                           (9223372036854775807, 32767, 2147483647, 4294967295, 7), (5, 1, 2, 3, 4)""")
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", sqlite_wl).returncode == 0
+    mdb.execute("DELETE FROM ints WHERE k = 5")
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", sqlite_wl).returncode == 0
+    with sqlite3.connect(tmp_path / "wl.db") as wl:
+        stored = wl.execute("SELECT k, typeof(k), s, typeof(s), i, o, typeof(o), n, typeof(n) FROM ints "
+                            "ORDER BY k").fetchall()
+    assert stored == [(-9223372036854775808, "integer", -32768, "integer", -2147483648, 0, "integer", None, "null"),
+                      (9223372036854775807, "integer", 32767, "integer", 2147483647, 4294967295, "integer", 7,
+                       "integer")]
+    check = run_cli("verify", "--source", mdb_dsn, "--target", sqlite_wl)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 @pytest.mark.xdist_group("heavy")   # a latency bound: never beside a soak or the benchmark
