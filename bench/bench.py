@@ -1376,7 +1376,9 @@ class Writer:
                 waits = conn.execute(
                     "SELECT l.pid, l.mode, l.relation::regclass::text, a.application_name, "
                     "pg_blocking_pids(l.pid) FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
-                    "WHERE NOT l.granted AND l.locktype = 'relation' AND l.relation = ANY (" + QUEUE_OIDS + ")").fetchall()
+                    "WHERE NOT l.granted AND l.locktype = 'relation' AND l.relation = ANY (" + QUEUE_OIDS + ") "
+                    # The bench's own monitor (its size queries wait behind a TRUNCATE) is no writer.
+                    "AND a.application_name <> 'wlsync_bench_monitor'").fetchall()
                 for pid, mode, rel, app, blockers in waits:
                     self.queue_waits.append({"t": time.time(), "pid": pid, "mode": mode, "relation": rel,
                                              "application": app, "blocked_by": blockers})
@@ -1399,7 +1401,7 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, server: str, port: 
         holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         holder.execute("SELECT count(*) FROM bench_rows WHERE id = 1").fetchone()
     samples = []
-    monitor_conn = psycopg.connect(mdb_dsn, autocommit=True)
+    monitor_conn = psycopg.connect(mdb_dsn, autocommit=True, application_name="wlsync_bench_monitor")
     writer = Writer(mdb_dsn, cfg.table_rows) if long_txn and cfg.health_writer else None
     if writer:
         writer.start()
