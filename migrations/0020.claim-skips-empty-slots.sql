@@ -1,5 +1,6 @@
 -- Records function changes: wlsync._take_events skips a ring slot that has no
 -- block at all (pg_relation_size = 0: a TRUNCATEd slot not written since) instead
--- of planning a scan of it, which was half the cost of a claim finding little.
+-- of planning a scan of it, which was half the cost of a claim finding little;
+-- a sealed slot is still walked (maintain_queue TRUNCATEs it once walked).
 -- No schema change: pending events stay where they are.
 -- depends: 0019.consumers

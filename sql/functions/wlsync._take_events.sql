@@ -55,7 +55,12 @@ BEGIN
         -- TRUNCATEd slot not written since: the free ones, and every slot of a
         -- sole consumer's own ring): no scan to plan. Half the cost of a claim
         -- that finds little, which is every claim of a driver that keeps up.
-        CONTINUE WHEN pg_relation_size(format('wlsync.%I', v_table)::regclass) = 0;
+        -- Not a sealed slot: the take that finds nothing there marks it walked,
+        -- which wlsync.maintain_queue waits for before its TRUNCATE (a sealed
+        -- slot emptied to no block otherwise, by VACUUM's truncation of empty
+        -- pages or a TRUNCATE by hand, would stay sealed, and rotation with it).
+        CONTINUE WHEN v_slot.state <> 'sealed'
+                  AND pg_relation_size(format('wlsync.%I', v_table)::regclass) = 0;
         EXECUTE format('SELECT last_value FROM wlsync.%I', v_table || '_resume') INTO v_resume;
         IF v_slot.state = 'sealed' THEN
             CONTINUE WHEN v_resume >= v_slot.sealed_blocks;

@@ -59,6 +59,20 @@ def test_a_long_read_only_transaction_delays_neither_the_seal_nor_the_truncate(m
     reader.rollback()
 
 
+def test_a_sealed_slot_emptied_to_no_block_is_still_walked_truncated_and_rotation_goes_on(movies):
+    """Claims skip slots with no block, but not a sealed one: a sealed slot emptied
+    outside the claims (VACUUM's truncation of empty pages, a TRUNCATE by hand) must
+    still be walked, or maintenance never TRUNCATEs it and the ring stops rotating."""
+    movies.execute("INSERT INTO movies SELECT g, 't', 1 FROM generate_series(1, 100) g")
+    assert movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0] == ["rotated 0 -> 1"]
+    assert movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0] == ["sealed 0"]
+    movies.execute("TRUNCATE wlsync.queue_0")                          # emptied behind the claims' back
+    assert claimed_ids(movies) == []                                   # walks slot 0 to its (recorded) end
+    assert movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0] == ["truncated 0"]
+    movies.execute("INSERT INTO movies SELECT g, 't', 1 FROM generate_series(101, 200) g")
+    assert movies.execute("SELECT wlsync.maintain_queue(1)").fetchone()[0] == ["rotated 1 -> 2"]
+
+
 def test_the_truncate_never_waits_and_writers_never_wait_for_it(movies, connect):
     movies.execute("INSERT INTO movies VALUES (1, 'a', 1)")
     movies.execute("SELECT wlsync.maintain_queue(1)")
