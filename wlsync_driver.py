@@ -533,17 +533,13 @@ class Driver:
         One row per table is looked at: a claim reads each table's rows in one
         statement, under a lock that keeps ALTER TABLE out until it commits, so
         the rows of one table in a batch all have the same columns."""
-        checked: set[tuple[str, str]] = set()
+        first: dict[tuple[str, str], dict | None] = {}  # per table, its first row_data (a delete's is None)
         for r in rows:
             table = (r["table_schema"], r["table_name"])
-            if r["row_data"] is None or table in checked:
-                if table not in self.known_columns:
-                    break
-                continue
-            if r["row_data"].keys() != self.known_columns.get(table):
-                break
-            checked.add(table)
-        else:
+            if first.get(table) is None:
+                first[table] = r["row_data"]
+        if all(table in self.known_columns and (data is None or data.keys() == self.known_columns[table])
+               for table, data in first.items()):
             return
         tables = tables_from_rows(
             tuple(row.values()) for row in conn.execute("SELECT * FROM wlsync.tracked_columns(%s)", [self.consumer]))

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from wlsync_sinks import (FLOAT_TYPES, INTEGER_TYPES, PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, Table, TargetError,
-                          check_deadline, converter, from_text, is_newer, md5_hash,
+from wlsync_sinks import (FLOAT_TYPES, INTEGER_TYPES, PRUNE_EVERY, VERSION_RETENTION, VERSIONS, Column, Sink, Table,
+                          TargetError, check_deadline, converter, from_text, is_newer, md5_hash,
                           newest_per_key, pg_float_text, row_reader, seconds_left, to_text)
 
 PREFIX = "sqlite:///"
