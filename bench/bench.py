@@ -1150,15 +1150,14 @@ def section_drain(cfg: Config, dbs: Databases, out: Path) -> dict:
                         entry["commits"] = summary([r["commits"] for r in mine])
                         entry["peak_rss_mb"] = summary([r["peak_rss_mb"] for r in mine if r["peak_rss_mb"]])
                     drain.append(entry)
-    def fetched(r: dict, b: int) -> bool:
-        return r["batch"] == b and r.get("fetch", True)
+    def claimed(b: int, fetch: bool) -> list[dict]:
+        return [r for r in raw_claim if r["batch"] == b and r.get("fetch", True) == fetch]
 
     claims = [{"batch": b, "events": cfg.drain_queue,
-               "capped_runs": sum(r["capped"] for r in raw_claim if fetched(r, b)),
-               "drained_pct": summary([100 * r["synced"] / r["events"] for r in raw_claim if fetched(r, b)]),
-               "events_per_s": summary([r["events_per_s"] for r in raw_claim if fetched(r, b)]),
-               "in_mdb_events_per_s": summary([r["events_per_s"] for r in raw_claim
-                                              if r["batch"] == b and not r.get("fetch", True)])}
+               "capped_runs": sum(r["capped"] for r in claimed(b, True)),
+               "drained_pct": summary([100 * r["synced"] / r["events"] for r in claimed(b, True)]),
+               "events_per_s": summary([r["events_per_s"] for r in claimed(b, True)]),
+               "in_mdb_events_per_s": summary([r["events_per_s"] for r in claimed(b, False)])}
               for b in cfg.claim_batches]
     one = {r["run"]: r["events_per_s"] for r in rows("headline", "sqlite", 1, cfg.default_batch)}
     consumers = [{"consumer": c, "events": cfg.drain_queue,

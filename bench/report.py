@@ -555,8 +555,6 @@ def health(h: dict) -> list[str]:
     return out + [""]
 
 
-
-
 def verify(v: dict) -> list[str]:
     out = ["## 7. Verify", "",
            f"`verify` (wlsync_verify.verify, called by the benchmark's own process) of an equal table `bench_verify "
