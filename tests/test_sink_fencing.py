@@ -8,7 +8,7 @@ from psycopg.types.json import Jsonb
 
 from tests.conftest import postgresql_wl
 from tests.driver_helpers import MOVIES, DriverProcess, run_cli, wait_until, wl_titles
-from wlsync_sinks import open_sink
+from wlsync_sinks import key_text, open_sink
 
 
 def batch(version: int, key: int, title: str | None) -> list[dict]:
@@ -96,7 +96,7 @@ def test_a_newer_delete_that_waited_for_an_older_first_write_of_its_key_removes_
         sink.ensure_tables({("public", "movies"): MOVIES})
         # The older batch (version 3) half done, as the sink does it: registry, then row.
         older.execute("INSERT INTO _wlsync_versions (table_name, pk, version) VALUES ('movies', %s, 3)",
-                      [Jsonb({"id": "1"})])
+                      [key_text({"id": "1"})])
         older.execute("INSERT INTO movies (id, title) VALUES (1, 'older')")
         newer = threading.Thread(target=sink.apply, args=(batch(4, 1, None), time.monotonic() + 60))
         newer.start()
@@ -110,4 +110,42 @@ def test_a_newer_delete_that_waited_for_an_older_first_write_of_its_key_removes_
         assert wl_titles(target) == {}
     finally:
         older.close()
+        sink.close()
+
+
+# Keys whose canonical text needs every escape (and a name order that is not jsonb's,
+# which sorts shorter names first).
+AWKWARD_KEYS = [{"id": "1"}, {"id": 'quote " and \\ backslash'}, {"id": "new\nline, tab\t, bell\x07, \x1f"},
+                {"id": "é ü 漢字 🙂"}, {"zone": "eu", "a": "2", "bb": "3"}, {"Id": "x", "id": "y"}]
+
+
+def test_a_registry_of_the_previous_release_is_rewritten_with_text_keys_and_fences_as_before(postgresql_target):
+    """The previous release kept PostgreSQL WL's registry keys as jsonb; the sink
+    rewrites it once into key_text's spelling, versions kept, and fences with it."""
+    target = postgresql_target
+    with psycopg.connect(target, autocommit=True) as wl:
+        wl.execute("CREATE TABLE _wlsync_versions (table_name text NOT NULL, pk jsonb NOT NULL, "
+                   "version bigint NOT NULL, deleted_at timestamptz, PRIMARY KEY (table_name, pk))")
+        for version, pk in enumerate(AWKWARD_KEYS, start=10):
+            wl.execute("INSERT INTO _wlsync_versions (table_name, pk, version) VALUES ('movies', %s, %s)",
+                       [Jsonb(pk), version])
+    sink = open_sink(target)
+    try:
+        sink.ensure_tables({("public", "movies"): MOVIES})
+        with psycopg.connect(target, autocommit=True) as wl:
+            assert wl.execute("SELECT format_type(atttypid, NULL) FROM pg_attribute "
+                              "WHERE attrelid = '_wlsync_versions'::regclass AND attname = 'pk'").fetchone() == ("text",)
+            assert dict(wl.execute("SELECT pk, version FROM _wlsync_versions").fetchall()) == {
+                key_text(pk): version for version, pk in enumerate(AWKWARD_KEYS, start=10)}
+        far = time.monotonic() + 60
+        sink.apply(batch(9, 1, "older than the registry's 10"), far)
+        assert wl_titles(target) == {}
+        sink.apply(batch(11, 1, "newer"), far)
+        assert wl_titles(target) == {1: "newer"}
+        sink.close()
+        sink = open_sink(target)  # a second start finds the registry rewritten already
+        sink.ensure_tables({("public", "movies"): MOVIES})
+        sink.apply(batch(10, 1, "stale"), far)
+        assert wl_titles(target) == {1: "newer"}
+    finally:
         sink.close()

@@ -9,7 +9,7 @@ from psycopg import sql
 
 from wlsync_db import describe, one_line
 from wlsync_sinks import (PRUNE_EVERY, REJECTING_SQLSTATE_CLASSES, VERSION_RETENTION, VERSIONS, Column, Sink,
-                          SinkError, Table, TargetError, check_deadline, key_text, newest_per_key, redact, seconds_left)
+                          SinkError, Table, TargetError, check_deadline, newest_per_key, redact, seconds_left)
 
 
 def dumps(value) -> str:
@@ -55,9 +55,13 @@ class PostgresSink(Sink):
         # Fails e.g. when another driver creates the same table at the same time.
         with self.guard("preparing tables"), self.connection.transaction():
             conn = self.connection
-            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text NOT NULL, pk jsonb NOT NULL, "
-                                 "version bigint NOT NULL, deleted_at timestamptz, "
+            # Keys as their canonical text (wlsync_sinks.key_text, as the other SQL
+            # sinks keep them), compared bytewise: a jsonb key's comparisons made
+            # the fence cost twice as much.
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text COLLATE \"C\" NOT NULL, "
+                                 "pk text COLLATE \"C\" NOT NULL, version bigint NOT NULL, deleted_at timestamptz, "
                                  "PRIMARY KEY (table_name, pk))").format(sql.Identifier(VERSIONS)))
+            self._upgrade_registry()
             for key, table in tables.items():
                 name = sql.Identifier(table.wl_name)
                 conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
@@ -69,6 +73,33 @@ class PostgresSink(Sink):
                     conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                         name, sql.Identifier(column.name), self._type(column)))
                 self.tables[key] = table
+
+    def _upgrade_registry(self) -> None:
+        """A registry made by an earlier release keeps keys as jsonb: rewrite it
+        once, each key as its canonical text, in the transaction of ensure_tables.
+        Its drivers must stop first: they would write jsonb keys into it."""
+        conn = self.connection
+        pk_type = ("SELECT format_type(a.atttypid, NULL) FROM pg_attribute AS a "
+                   "WHERE a.attrelid = %s::regclass AND a.attname = 'pk'")
+        registry = sql.Identifier(VERSIONS).as_string(conn)
+        if conn.execute(pk_type, [registry]).fetchone()[0] != "jsonb":
+            return
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(VERSIONS)))
+        if conn.execute(pk_type, [registry]).fetchone()[0] != "jsonb":
+            return  # another driver rewrote it while we waited
+        # key_text in SQL: names sorted bytewise (code point order), values as
+        # JSON, no spaces; to_json escapes as Python's json does (\uXXXX in
+        # lower case for other control characters).
+        conn.execute("""
+            CREATE FUNCTION pg_temp.wlsync_key_text(p_pk jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+                SELECT '{' || string_agg(to_json(e.key)::text || ':' || e.value::text, ',' ORDER BY e.key COLLATE "C")
+                       || '}'
+                FROM jsonb_each(p_pk) AS e
+            $$""")
+        conn.execute(sql.SQL('ALTER TABLE {} ALTER COLUMN table_name TYPE text COLLATE "C", '
+                             'ALTER COLUMN pk TYPE text COLLATE "C" USING pg_temp.wlsync_key_text(pk)')
+                     .format(sql.Identifier(VERSIONS)))
+        conn.execute("DROP FUNCTION pg_temp.wlsync_key_text(jsonb)")
 
     def _casts(self, columns: list[Column], source: str) -> sql.Composable:
         return sql.SQL(", ").join(
@@ -119,7 +150,6 @@ class PostgresSink(Sink):
         conn = self.connection
         for (schema, name), keyed in newest_per_key(rows).items():
             table = self.tables[(schema, name)]
-            batch = {key: {"pk": r["pk"], "v": r["version"], "row": r["row_data"]} for key, r in keyed.items()}
             # Two statements: the fence, then the writes of the keys it let
             # through. Each key's registry row stays locked until commit, so
             # another batch of the key has committed before the fence went
@@ -128,8 +158,9 @@ class PostgresSink(Sink):
             # statement, a DELETE would share the fence's snapshot and miss a
             # row committed while the fence waited: the row would stay.)
             # (The fence locks the registry rows in key order: its ORDER BY.)
-            fresh = [batch[key_text(pk)] for (pk,) in conn.execute(
-                self._fence_sql(), [table.wl_name, dumps(list(batch.values()))]).fetchall()]
+            fence = [{"k": key, "v": r["version"], "d": r["row_data"] is None} for key, r in keyed.items()]
+            fresh = [{"pk": keyed[key]["pk"], "row": keyed[key]["row_data"]}
+                     for (key,) in conn.execute(self._fence_sql(), [table.wl_name, dumps(fence)]).fetchall()]
             if fresh:
                 conn.execute(self._write_sql(table), [dumps(fresh)])
 
@@ -159,8 +190,8 @@ class PostgresSink(Sink):
         registry row, in key order); returns the keys it advanced."""
         return sql.SQL("""
             INSERT INTO {versions} AS v (table_name, pk, version, deleted_at)
-            SELECT %s, b.e->'pk', (b.e->>'v')::bigint, CASE WHEN jsonb_typeof(b.e->'row') = 'null' THEN now() END
-            FROM jsonb_array_elements(%s::jsonb) AS b(e) ORDER BY b.e->'pk'
+            SELECT %s, b.k, b.v, CASE WHEN b.d THEN now() END
+            FROM jsonb_to_recordset(%s::jsonb) AS b(k text, v bigint, d boolean) ORDER BY b.k COLLATE "C"
             ON CONFLICT (table_name, pk) DO UPDATE
             SET version = EXCLUDED.version, deleted_at = EXCLUDED.deleted_at
             WHERE v.version < EXCLUDED.version
