@@ -5,12 +5,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import sqlite_locked
 from tests.driver_helpers import (MOVIES, driver_backends, run_cli, synced_movies_with_three_differences, wait_until,
                                   wl_rows, wl_table, wl_titles)
+from wlsync_sinks import SinkError, open_sink
 
 
 def wait_for_idle(mdb) -> None:
@@ -78,6 +81,38 @@ def test_sqlite_stores_integers_of_every_width_as_integers(mdb, mdb_dsn, tmp_pat
                        "integer")]
     check = run_cli("verify", "--source", mdb_dsn, "--target", sqlite_wl)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_sqlite_batch_waits_for_another_writers_lock_and_lands_or_fails_at_its_deadline(tmp_path):
+    """The SQLite sink tries the file's write lock itself (SQLite's busy handler is
+    off for its BEGIN): a batch waits while another connection holds the lock and
+    lands once it is released; one whose deadline comes first fails as WL's failure
+    and writes nothing."""
+    target = f"sqlite:///{tmp_path}/wl.db"
+    sink = open_sink(target)
+    row = {"table_schema": "public", "table_name": "movies", "pk": {"id": "1"}, "version": 1, "action": "upsert",
+           "row_data": {"id": "1", "title": "Alien", "year": "1979"}}
+    try:
+        sink.ensure_tables({("public", "movies"): MOVIES})
+        release = sqlite_locked(target)
+        try:
+            with pytest.raises(SinkError, match="database is locked"):
+                sink.apply([row], time.monotonic() + 0.3)
+        finally:
+            release()
+        assert wl_titles(target) == {}
+        release = sqlite_locked(target)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                waiting = pool.submit(sink.apply, [row], time.monotonic() + 30)
+                time.sleep(0.5)
+                assert not waiting.done()  # waiting for the lock, not failed
+            finally:
+                release()
+            waiting.result(timeout=10)
+        assert wl_titles(target) == {1: "Alien"}
+    finally:
+        sink.close()
 
 
 @pytest.mark.xdist_group("heavy")   # a latency bound: never beside a soak or the benchmark

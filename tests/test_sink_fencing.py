@@ -36,6 +36,23 @@ def test_the_sink_applies_a_key_only_from_a_newer_batch(target):
         sink.close()
 
 
+def test_a_batch_of_stale_and_newer_keys_writes_exactly_the_newer_ones(target):
+    """One batch mixing upserts and deletes, some of keys WL has newer versions of:
+    the stale ones change nothing, each newer one lands (a sink that pairs a key's
+    version with another key's row fails here)."""
+    sink = open_sink(target)
+    try:
+        sink.ensure_tables({("public", "movies"): MOVIES})
+        far = time.monotonic() + 60
+        sink.apply([row for key in range(1, 7) for row in batch(5, key, f"v5 of {key}")], far)
+        mixed = (batch(4, 1, "stale upsert") + batch(6, 2, "newer upsert") + batch(4, 3, None)
+                 + batch(6, 4, None) + batch(6, 7, "new key") + batch(3, 5, "stale upsert") + batch(6, 6, None))
+        sink.apply(mixed, far)
+        assert wl_titles(target) == {1: "v5 of 1", 2: "newer upsert", 3: "v5 of 3", 5: "v5 of 5", 7: "new key"}
+    finally:
+        sink.close()
+
+
 def test_the_sink_rolls_back_a_batch_past_its_deadline(target):
     sink = open_sink(target)
     try:

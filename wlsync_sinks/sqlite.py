@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,7 @@ from wlsync_sinks import (FLOAT_TYPES, INTEGER_TYPES, PRUNE_EVERY, VERSION_RETEN
                           newest_per_key, pg_float_text, row_reader, seconds_left, to_text)
 
 PREFIX = "sqlite:///"
+BUSY_PAUSE_MIN, BUSY_PAUSE_MAX = 0.0002, 0.002  # seconds between tries of a busy file's write lock
 
 # PostgreSQL base type -> SQLite column type. Values arrive as PostgreSQL text and
 # are stored natively where SQLite has a lossless type; the rest stay text (exact).
@@ -110,6 +112,29 @@ class Md5Sum:
         return str(self.total)
 
 
+@dataclass
+class Prepared:
+    """One table's part of a batch, ready to write: the keys as a JSON array (the
+    fence's lookup), each key's registry row (table, key text, version, deleted
+    at), and the values of its upserts and of its deletes."""
+    table: Table
+    keys: str
+    versions: list[tuple]
+    upserts: list[tuple]
+    deletes: list[tuple]
+
+    def newer_than(self, recorded: dict[str, int]) -> Prepared:
+        """Only the keys whose version is newer than WL's."""
+        kept = Prepared(self.table, self.keys, [], [], [])
+        upserts, deletes = iter(self.upserts), iter(self.deletes)
+        for version_row in self.versions:
+            params = next(deletes) if version_row[3] is not None else next(upserts)
+            if is_newer(version_row[2], recorded.get(version_row[1])):
+                kept.versions.append(version_row)
+                (kept.deletes if version_row[3] is not None else kept.upserts).append(params)
+        return kept
+
+
 class SQLiteSink(Sink):
     def __init__(self, url: str):
         super().__init__(url)
@@ -163,9 +188,12 @@ class SQLiteSink(Sink):
 
     def apply(self, rows, deadline):
         with self.guard("writing a batch"):
+            # Everything but the writes before the write lock: SQLite has one
+            # writer, and another driver's batch goes on while this one prepares.
+            prepared = self._prepare(rows)
             self._begin(deadline)
             try:
-                self._write(rows)
+                self._write(prepared)
                 self._commit(deadline)
             except BaseException:
                 self.rollback()
@@ -183,9 +211,10 @@ class SQLiteSink(Sink):
     def write(self, rows, deadline):
         with self.guard("writing a batch"):
             db = self.connection
+            prepared = self._prepare(rows)
             db.execute("SAVEPOINT wlsync_write")
             try:
-                self._write(rows)
+                self._write(prepared)
             except BaseException:
                 db.execute("ROLLBACK TO wlsync_write")
                 raise
@@ -205,17 +234,49 @@ class SQLiteSink(Sink):
                 self.reset()  # closing it rolls back
 
     def _begin(self, deadline: float) -> None:
-        db = self.connection
-        # Wait for another writer's lock (another driver, a reader's checkpoint,
-        # someone holding the file) no longer than the batch may live.
-        db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds_left(deadline) * 1000))}")
-        # IMMEDIATE: the write lock from the start, so the versions read below
-        # cannot change before this transaction records its own.
-        db.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE: the write lock from the start, so the versions the
+        fence reads cannot change before this transaction records its own.
 
-    def _write(self, rows: list[dict]) -> None:
+        Another writer's lock (another driver, a reader's checkpoint, someone
+        holding the file) is waited for no longer than the batch may live, but
+        not by SQLite's busy handler: it sleeps 1, 2, 5, 10 ... 100 ms between
+        tries, and two drivers sharing the file spent a quarter of their time
+        asleep after the other's commit. Tries here are at most 2 ms apart."""
+        db = self.connection
+        db.execute("PRAGMA busy_timeout = 0")
+        pause = BUSY_PAUSE_MIN
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                # SQLITE_BUSY's message (sqlite_errorcode needs Python 3.11).
+                if not str(exc).startswith("database is locked") or seconds_left(deadline) <= pause:
+                    raise
+            time.sleep(pause)
+            pause = min(2 * pause, BUSY_PAUSE_MAX)
+        # The statements inside wait in SQLite (rarely: a WAL recovery by a reader).
+        db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds_left(deadline) * 1000))}")
+
+    def _prepare(self, rows: list[dict]) -> list[Prepared]:
+        """Per table, the fence's keys and the writes of every row, as if the
+        fence lets all of them through (it nearly always does)."""
+        prepared = []
+        now = time.time()
         for (schema, name), keyed in newest_per_key(rows).items():
-            self._apply_table(self.tables[(schema, name)], keyed)
+            table = self.tables[(schema, name)]
+            values, key_values = self.readers[table.wl_name]
+            prepared.append(Prepared(
+                table, json.dumps(list(keyed)),
+                [(table.wl_name, key, row["version"], None if row["action"] == "upsert" else now)
+                 for key, row in keyed.items()],
+                [values(row["row_data"]) for row in keyed.values() if row["action"] == "upsert"],
+                [key_values(row["pk"]) for row in keyed.values() if row["action"] == "delete"]))
+        return prepared
+
+    def _write(self, prepared: list[Prepared]) -> None:
+        for batch in prepared:
+            self._apply_table(batch)
 
     def _commit(self, deadline: float) -> None:
         db = self.connection
@@ -225,30 +286,26 @@ class SQLiteSink(Sink):
         check_deadline(deadline)
         db.execute("COMMIT")
 
-    def _apply_table(self, table: Table, keyed: dict[str, dict]) -> None:
+    def _apply_table(self, batch: Prepared) -> None:
         """The fence for a whole table's rows at once: read the versions WL
         recorded for these keys, keep the rows that are newer, record their
         versions and write them (all under the write lock taken by BEGIN IMMEDIATE)."""
         db = self.connection
-        wl_name = table.wl_name
+        table = batch.table
         recorded = dict(db.execute(
             f"SELECT pk, version FROM {VERSIONS} WHERE table_name = ? AND pk IN (SELECT value FROM json_each(?))",
-            [wl_name, json.dumps(list(keyed))]))
-        fresh = [(key, row) for key, row in keyed.items() if is_newer(row["version"], recorded.get(key))]
-        if not fresh:
-            return
-        now = time.time()
-        db.executemany(
-            f"INSERT INTO {VERSIONS} (table_name, pk, version, deleted_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (table_name, pk) DO UPDATE SET version = excluded.version, deleted_at = excluded.deleted_at",
-            [(wl_name, key, row["version"], now if row["action"] == "delete" else None) for key, row in fresh])
-        values, key_values = self.readers[wl_name]
-        upserts = [values(row["row_data"]) for _, row in fresh if row["action"] == "upsert"]
-        if upserts:
-            db.executemany(self._upsert_sql(table), upserts)
-        deletes = [key_values(row["pk"]) for _, row in fresh if row["action"] == "delete"]
-        if deletes:
-            db.executemany(self._delete_sql(table), deletes)
+            [table.wl_name, batch.keys]))
+        if recorded:
+            batch = batch.newer_than(recorded)
+        if batch.versions:
+            db.executemany(
+                f"INSERT INTO {VERSIONS} (table_name, pk, version, deleted_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (table_name, pk) DO UPDATE SET version = excluded.version, deleted_at = excluded.deleted_at",
+                batch.versions)
+        if batch.upserts:
+            db.executemany(self._upsert_sql(table), batch.upserts)
+        if batch.deletes:
+            db.executemany(self._delete_sql(table), batch.deletes)
 
     def max_version(self):
         with self.guard("reading the highest version"):
