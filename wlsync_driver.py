@@ -179,6 +179,14 @@ class Driver:
         conn.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
         conn.execute(f"SET statement_timeout = {timeout_ms}")
         conn.execute("SET lock_timeout = '10s'")
+        # A claim's commit need not wait for its WAL flush: one lost in a crash of
+        # MDB (or a failover) leaves its events queued, and they are delivered
+        # again (WL's fence makes that harmless; every driver reconnects and lifts
+        # the versions above WL's, wlsync.raise_claim_version). Writers' commits
+        # then stop sharing the disk's flushes with every batch, and the batch's
+        # MDB commit stops waiting for one. PostgreSQL still flushes at once any
+        # commit that drops files (maintain_queue's TRUNCATE).
+        conn.execute("SET synchronous_commit = off")
         return conn
 
     def close(self) -> None:
