@@ -138,7 +138,7 @@ class Config:
     latency_rate: float = 100.0
     latency_sweep: float = 1.0
     # 5./6. queue health and memory
-    health_runs: int = 2
+    health_runs: int = 3             # drains per case: the windows of one drain wander by a third (bench/analysis.md)
     health_events: int = 1_000_000
     health_window: int = 100_000
     # server:case; server main (this one, autovacuum off) or logical (the throwaway, autovacuum on)
