@@ -128,10 +128,12 @@ class Prepared:
         kept = Prepared(self.table, self.keys, [], [], [])
         upserts, deletes = iter(self.upserts), iter(self.deletes)
         for version_row in self.versions:
-            params = next(deletes) if version_row[3] is not None else next(upserts)
-            if is_newer(version_row[2], recorded.get(version_row[1])):
+            _table, key, version, deleted_at = version_row
+            deleted = deleted_at is not None
+            params = next(deletes) if deleted else next(upserts)
+            if is_newer(version, recorded.get(key)):
                 kept.versions.append(version_row)
-                (kept.deletes if version_row[3] is not None else kept.upserts).append(params)
+                (kept.deletes if deleted else kept.upserts).append(params)
         return kept
 
 
