@@ -118,6 +118,7 @@ class Driver:
         self.waiting_for: str | None = None  # --consistent: why MDB says not to claim now, as last logged
         self.fanning = True  # whether wlsync.fan_out has work (several consumers); rechecked with maintenance
         self.worked_at = -WORK_EVERY  # time.monotonic() of the last look at wlsync.consumer_work
+        self.once_since: datetime | None = None  # --once: MDB's now() as it began (see drain)
         # Fault injection for the crash and ordering tests: sleep with the batch
         # claimed, before its WL write or between WL's commit and MDB's.
         self.pause_at = os.environ.get("WLSYNC_TEST_PAUSE_AT")
@@ -198,7 +199,7 @@ class Driver:
     # -- the loop ---------------------------------------------------------------------
 
     def run(self) -> int:
-        """Drain until stopped (or, with --once, until the queue is empty)."""
+        """Drain until stopped (or, with --once, until caught up: see drain)."""
         self.connect()  # errors of the first connection are the user's: reported, exit 2
         while True:
             try:
@@ -224,6 +225,8 @@ class Driver:
             self.wait_for(delay, listening=False)
 
     def serve(self) -> None:
+        if self.once and self.once_since is None:
+            self.once_since = self.claims.execute("SELECT now() AS now").fetchone()["now"]
         self.drain()  # after every (re)connect: notifications sent while away are lost
         if self.once:
             self.maintain(self.claims, force=True)  # TRUNCATE what this drain emptied, before exiting
@@ -240,7 +243,8 @@ class Driver:
             self.drain()
 
     def drain(self) -> int:
-        """Sync batches until a claim comes back empty; returns the events synced.
+        """Sync batches until a claim comes back empty (with --once, or holds
+        only events enqueued after it began); returns the events synced.
 
         Under a backlog (a claim came back full) the next batch is claimed on the
         spare connection while WL writes this one: MDB reads rows while WL
@@ -263,7 +267,8 @@ class Driver:
                     batch.conn.execute("COMMIT")
                     self.maintain(batch.conn)
                     break
-                if sum(r["events"] for r in batch.rows) >= self.batch and not self.stopping:
+                full = sum(r["events"] for r in batch.rows) >= self.batch
+                if full and not self.stopping:
                     if self.spare is None:  # opened at the first backlog: an idle driver holds two connections
                         self.spare = self.claim_connection()
                     ahead = self.ahead.submit(self.claim, self.spare if batch.conn is self.claims else self.claims)
@@ -273,6 +278,13 @@ class Driver:
                 # the driver does not wait for a maintenance that falls due.
                 self.maintain(free)
                 total += synced
+                if self.once and all(r["enqueued_at"] >= self.once_since for r in batch.rows):
+                    # Caught up: every event of this claim came after --once
+                    # began. Under continuous writes the queue is never empty;
+                    # --once ends here all the same (not at a claim short of a
+                    # batch: keys held back by a dead letter shorten claims of
+                    # a backlog too).
+                    break
                 self.pace(synced, gather=ahead is None)
         finally:
             if ahead is not None:  # failing: the batch claimed ahead goes back to the queue
@@ -301,6 +313,8 @@ class Driver:
             if not synced:
                 break
             total += synced
+            if self.once:
+                break  # a snapshot batch took every event its snapshot saw: caught up
             self.pace(synced, gather=True)
         return total
 
@@ -715,7 +729,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="seconds a claim transaction may stay open (default %(default)s)")
     run.add_argument("--max-attempts", type=positive_int, default=10,
                      help="times WL may reject a key before it is parked as a dead letter (default %(default)s)")
-    run.add_argument("--once", action="store_true", help="drain until the queue is empty, then exit")
+    run.add_argument("--once", action="store_true",
+                     help="drain until caught up (a claim short of a batch, or an empty queue), then exit")
     run.add_argument("--consistent", action="store_true",
                      help="every WL commit is MDB as of one snapshot, for all tracked tables together "
                           "(one driver drains; others stand by; README, \"Consistent mode\")")

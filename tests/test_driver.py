@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,40 @@ def test_run_once_syncs_every_committed_change_and_nothing_else(movies, mdb_dsn,
     assert movies.execute("SELECT count(*) FROM wlsync.queue").fetchone()[0] == 0
     check = run_cli("verify", "--source", mdb_dsn, "--target", target)
     assert check.returncode == 0 and "verify: WL == MDB" in check.stdout
+
+
+def test_run_once_ends_under_continuous_writes_with_every_change_made_before_it_began(movies, mdb_dsn, tmp_path,
+                                                                                     connect):
+    target = f"sqlite:///{tmp_path / 'wl.db'}"
+    movies.execute("INSERT INTO movies SELECT g, 'before', 2000 FROM generate_series(1, 3000) AS g")
+    stop = threading.Event()
+
+    def write(first: int) -> int:
+        """Insert 5 movies per transaction, back to back: with two of these the queue is never empty."""
+        conn, written = connect(autocommit=True), 0
+        while not stop.is_set():
+            conn.execute("INSERT INTO movies SELECT g, 'during', 2001 FROM generate_series(%s::int, %s::int) AS g",
+                         [first + written, first + written + 4])
+            written += 5
+        return written
+
+    with ThreadPoolExecutor(2) as pool:
+        writers = [pool.submit(write, first) for first in (100_000, 10_000_000)]
+        wait_until(lambda: any(w.done() for w in writers) or movies.execute(
+            "SELECT count(*) > 100 FROM movies WHERE title = 'during'").fetchone()[0], message="the writers")
+        try:
+            result = run_cli("run", "--once", "--batch", "100", "--source", mdb_dsn, "--target", target, timeout=30)
+            writes_went_on = not any(w.done() for w in writers)
+        finally:
+            stop.set()
+            written = sum(w.result() for w in writers)
+    assert result.returncode == 0, result.stderr
+    assert writes_went_on
+    titles = wl_titles(target)
+    assert all(titles.get(i) == "before" for i in range(1, 3001)), "a change made before run --once began is missing"
+    # What it left behind is the writers', and nothing is lost: the next run takes it.
+    assert run_cli("run", "--once", "--source", mdb_dsn, "--target", target).returncode == 0
+    assert len(wl_titles(target)) == 3000 + written
 
 
 def test_values_of_every_kind_round_trip_and_verify(mdb, mdb_dsn, target):
