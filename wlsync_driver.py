@@ -243,8 +243,8 @@ class Driver:
             self.drain()
 
     def drain(self) -> int:
-        """Sync batches until a claim comes back empty (with --once, or holds
-        only events enqueued after it began); returns the events synced.
+        """Sync batches until a claim comes back empty (with --once, or short of
+        a batch with only events enqueued after it began); returns the events synced.
 
         Under a backlog (a claim came back full) the next batch is claimed on the
         spare connection while WL writes this one: MDB reads rows while WL
@@ -278,12 +278,14 @@ class Driver:
                 # the driver does not wait for a maintenance that falls due.
                 self.maintain(free)
                 total += synced
-                if self.once and all(r["enqueued_at"] >= self.once_since for r in batch.rows):
-                    # Caught up: every event of this claim came after --once
-                    # began. Under continuous writes the queue is never empty;
-                    # --once ends here all the same (not at a claim short of a
-                    # batch: keys held back by a dead letter shorten claims of
-                    # a backlog too).
+                if self.once and not full and all(r["enqueued_at"] >= self.once_since for r in batch.rows):
+                    # Caught up: the claim took all it found (short of a batch:
+                    # every slot scanned, wrapped around), and all of it came
+                    # after --once began. Under continuous writes the queue is
+                    # never empty; --once ends here all the same. Neither test
+                    # alone will do: keys held back by a dead letter shorten a
+                    # claim of older events, and a claim of new events may be
+                    # full while older ones wait behind its scan's start.
                     break
                 self.pace(synced, gather=ahead is None)
         finally:
@@ -730,7 +732,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--max-attempts", type=positive_int, default=10,
                      help="times WL may reject a key before it is parked as a dead letter (default %(default)s)")
     run.add_argument("--once", action="store_true",
-                     help="drain until caught up (a claim short of a batch, or an empty queue), then exit")
+                     help="drain until caught up (an empty queue, or a claim short of a batch holding only "
+                          "events enqueued after it began), then exit")
     run.add_argument("--consistent", action="store_true",
                      help="every WL commit is MDB as of one snapshot, for all tracked tables together "
                           "(one driver drains; others stand by; README, \"Consistent mode\")")

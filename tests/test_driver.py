@@ -58,7 +58,7 @@ def test_run_once_ends_under_continuous_writes_with_every_change_made_before_it_
         wait_until(lambda: any(w.done() for w in writers) or movies.execute(
             "SELECT count(*) > 100 FROM movies WHERE title = 'during'").fetchone()[0], message="the writers")
         try:
-            result = run_cli("run", "--once", "--batch", "100", "--source", mdb_dsn, "--target", target, timeout=30)
+            result = run_cli("run", "--once", "--source", mdb_dsn, "--target", target, timeout=30)
             writes_went_on = not any(w.done() for w in writers)
         finally:
             stop.set()
