@@ -106,6 +106,9 @@ class Config:
     overhead_logical_variants: list = field(default_factory=lambda: ["untracked", "wlsync", "floor", "slot"])
     overhead_seconds: int = 3
     table_rows: int = 100_000
+    # One session, no contention: single-row statements in a DO block, per variant (untracked,
+    # floor, wlsync): what the capture itself costs in CPU, beside pgbench's TPS. 0: skipped.
+    statement_cost_statements: int = 50_000
     # 1b. a real client: pgbench's TPC-B-like script
     tpcb_scale: int = 4
     tpcb_clients: int = 8
@@ -179,6 +182,7 @@ def preset(mode: str) -> Config:
         return Config(mode)
     if mode == "quick":  # BENCH_QUICK=1: every code path, small sizes, a few minutes
         return Config(mode, runs=2, overhead_clients=[1, 16], overhead_seconds=1, table_rows=20_000,
+                      statement_cost_statements=5_000,
                       tpcb_scale=1, tpcb_seconds=2, tpcb_drain_timeout=30,
                       drain_queue=20_000, drain_cap=2.0, claim_batches=[1000], drain_batches=[1, 100],
                       drain_events={1: 400, 10: 2_000, 100: 10_000, 1000: 20_000}, sweep_cap=1.0,
@@ -189,6 +193,7 @@ def preset(mode: str) -> Config:
     if mode == "smoke":  # tests/test_bench_smoke.py: one case of each kind, < 30 s, no throwaway cluster
         return Config(mode, runs=1, logical_cluster=0, overhead_modes=["update"], overhead_clients=[2],
                       overhead_variants=["untracked", "wlsync", "floor", "wlsync_c4"], overhead_seconds=1,
+                      statement_cost_statements=500,
                       table_rows=2_000,
                       tpcb_scale=1, tpcb_clients=2, tpcb_seconds=1, tpcb_drivers=0,
                       drain_sinks=["sqlite", "postgresql"], drain_drivers=[1, 2], drain_queue=2_000, drain_cap=10,
@@ -503,6 +508,48 @@ class LogicalSlot:
                 time.sleep(0.1)
 
 
+# One statement per loop turn, each on its own row: 7919 is prime to any table_rows of 2^a 5^b,
+# so (i * 7919) % rows walks every row once before it repeats one.
+STATEMENT_COST_LOOPS = {
+    "update": "UPDATE bench_rows SET counter = counter + 1 WHERE id = (i * 7919) % {rows} + 1",
+    "insert": "INSERT INTO bench_rows (id) VALUES ({rows} + i)",
+}
+STATEMENT_COST_VARIANTS = ("untracked", "floor", "wlsync")
+
+
+def statement_cost(conn: psycopg.Connection, mode: str, variant: str, rows: int, statements: int) -> float:
+    """Microseconds per single-row statement of `statements` run by one session in one DO block,
+    with `variant`'s capture: its CPU cost without pgbench's client, network or contention."""
+    overhead_variant(conn, variant, rows)
+    loop = STATEMENT_COST_LOOPS[mode].format(rows=rows)
+    started = time.perf_counter()
+    conn.execute(f"DO $$ BEGIN FOR i IN 1..{statements} LOOP {loop}; END LOOP; END $$")
+    return (time.perf_counter() - started) / statements * 1e6
+
+
+def statement_costs(cfg: Config, conn: psycopg.Connection) -> list[dict]:
+    """statement_cost of each mode and variant, rounds interleaved; the triggers' cost (the
+    variant's microseconds minus untracked's) and wlsync's above the floor's, within each round."""
+    raw = []
+    for run in range(1, cfg.runs + 1):
+        for mode in cfg.overhead_modes:
+            for variant in STATEMENT_COST_VARIANTS:
+                us = statement_cost(conn, mode, variant, cfg.table_rows, cfg.statement_cost_statements)
+                raw.append({"mode": mode, "variant": variant, "run": run, "us": us})
+                log(f"statement cost {mode} run {run} {variant}: {us:.2f} us per statement")
+    results = []
+    for mode in cfg.overhead_modes:
+        us = {v: {r["run"]: r["us"] for r in raw if (r["mode"], r["variant"]) == (mode, v)}
+              for v in STATEMENT_COST_VARIANTS}
+        runs = sorted(us["untracked"])
+        entry = {"mode": mode, **{v: summary(list(us[v].values())) for v in STATEMENT_COST_VARIANTS}}
+        for v in ("floor", "wlsync"):
+            entry[f"{v}_trigger"] = summary([us[v][r] - us["untracked"][r] for r in runs])
+        entry["wlsync_above_floor"] = summary([us["wlsync"][r] - us["floor"][r] for r in runs])
+        results.append(entry)
+    return results
+
+
 def section_overhead(cfg: Config, dbs: Databases, out: Path) -> dict:
     servers: list[tuple[str, int | None, list]] = [("main", None, cfg.overhead_variants)]
     skipped = None
@@ -547,6 +594,7 @@ def section_overhead(cfg: Config, dbs: Databases, out: Path) -> dict:
                                     f"in {'>30' if extra['slot_catchup_s'] is None else round(extra['slot_catchup_s'], 1)} s)"
                                     if extra else "")
                             log(f"overhead {server} {mode} c={clients} run {run} {variant}: {tps:,.0f} tps{note}")
+        costs = statement_costs(cfg, conns["main"]) if cfg.statement_cost_statements else []
         for server, _port, _variants in servers:
             overhead_variant(conns[server], "untracked", cfg.table_rows)
     finally:
@@ -584,7 +632,8 @@ def section_overhead(cfg: Config, dbs: Databases, out: Path) -> dict:
     return {"seconds": cfg.overhead_seconds, "rows": cfg.table_rows, "servers": [s[0] for s in servers],
             "logical_skipped": skipped,
             "logical_settings": dbs.cluster.settings() if len(servers) > 1 else None,
-            "raw": raw, "results": results}
+            "raw": raw, "results": results,
+            "statement_cost": {"statements": cfg.statement_cost_statements, "results": costs}}
 
 
 # --------------------------------------------------------------------------- queue helpers
@@ -836,16 +885,36 @@ def wait_all(procs: list[subprocess.Popen], cap: float) -> bool:
 TPCB_TABLES = ("pgbench_accounts", "pgbench_tellers", "pgbench_branches")
 
 
-def tpcb_reset(conn: psycopg.Connection, track: bool) -> None:
-    """What pgbench does before a run without -n, plus an empty queue and a checkpoint."""
+# The floor of section 1 on each TPC-B table: a bare AFTER row trigger inserting (table, key)
+# into an unindexed table, on INSERT and on UPDATE WHEN (OLD *<> NEW), as wlsync.track installs.
+TPCB_FLOOR_SETUP = "CREATE TABLE IF NOT EXISTS tpcb_floor_queue (table_id int, id bigint);\n" + "".join(
+    f"""CREATE OR REPLACE FUNCTION {table}_floor() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tpcb_floor_queue (table_id, id) VALUES ({n}, NEW.{key});
+    RETURN NULL;
+END $$;
+""" for n, (table, key) in enumerate((("pgbench_accounts", "aid"), ("pgbench_tellers", "tid"),
+                                      ("pgbench_branches", "bid")), start=1))
+
+
+def tpcb_reset(conn: psycopg.Connection, variant: str) -> None:
+    """What pgbench does before a run without -n, plus empty queues and a checkpoint; then
+    `variant`'s capture: none (untracked), the floor's triggers, or wlsync.track."""
     for table in TPCB_TABLES:
         conn.execute("SELECT wlsync.untrack(%s) FROM wlsync.tracked_table WHERE relid = %s::regclass", [table, table])
-    truncate_queues(conn, "pgbench_history")
+        conn.execute(f"DROP TRIGGER IF EXISTS floor_insert ON {table}")
+        conn.execute(f"DROP TRIGGER IF EXISTS floor_update ON {table}")
+    truncate_queues(conn, "pgbench_history", "tpcb_floor_queue")
     conn.execute("VACUUM pgbench_branches")
     conn.execute("VACUUM pgbench_tellers")
     conn.execute("CHECKPOINT")
-    if track:
-        for table in TPCB_TABLES:
+    for table in TPCB_TABLES:
+        if variant == "floor":
+            conn.execute(f"CREATE TRIGGER floor_insert AFTER INSERT ON {table} "
+                         f"FOR EACH ROW EXECUTE FUNCTION {table}_floor()")
+            conn.execute(f"CREATE TRIGGER floor_update AFTER UPDATE ON {table} "
+                         f"FOR EACH ROW WHEN (OLD *<> NEW) EXECUTE FUNCTION {table}_floor()")
+        elif variant != "untracked":
             conn.execute("SELECT wlsync.track(%s)", [table])
 
 
@@ -890,13 +959,14 @@ def section_tpcb(cfg: Config, dbs: Databases, out: Path) -> dict:
     if init.returncode != 0:
         raise RuntimeError(f"pgbench -i failed: {init.stderr.strip()[-500:]}")
     sinks, skipped = (available_sinks(cfg.drain_sinks, dbs, out, "tpcb") if cfg.tpcb_drivers else ([], {}))
-    variants = ["untracked", "capture"] + [f"drivers:{sink}" for sink in sinks]
+    variants = ["untracked", "floor", "capture"] + [f"drivers:{sink}" for sink in sinks]
     raw = []
     with psycopg.connect(dsn(dbs.tpcb), autocommit=True) as conn:
+        conn.execute(TPCB_FLOOR_SETUP)
         conn.execute("VACUUM ANALYZE")
         for run in range(1, cfg.runs + 1):
             for variant in variants:
-                tpcb_reset(conn, track=variant != "untracked")
+                tpcb_reset(conn, variant)
                 procs, entry = [], {"variant": variant, "run": run}
                 sink = variant.split(":", 1)[1] if variant.startswith("drivers:") else None
                 if sink:
@@ -929,7 +999,7 @@ def section_tpcb(cfg: Config, dbs: Databases, out: Path) -> dict:
                                  f"drivers exit {entry['driver_exit_codes']}, WL matches MDB: {entry['wl_matches']}"
                                  if sink else ""))
                 raw.append(entry)
-        tpcb_reset(conn, track=False)
+        tpcb_reset(conn, "untracked")
     results = []
     base = {r["run"]: r["tps"] for r in raw if r["variant"] == "untracked"}
     for variant in variants:
@@ -1428,8 +1498,8 @@ def health_run(cfg: Config, dbs: Databases, out: Path, conn, server: str, port: 
                 slot_seen[slot] = state
             samples.append({"t": time.time(), "total_bytes": stats[0], "heap_bytes": stats[1], "dead": stats[2],
                             "autovacuums": stats[3], "live": stats[4], "rss_kb": mem.get("VmRSS")})
-            # With the writer, run --once ends at its first claim of only the writer's
-            # events enqueued after it began: the prefilled ones are all in WL by then.
+            # With the writer, run --once ends at its first claim short of a batch holding only
+            # the writer's events enqueued after it began: the prefilled ones are in WL by then.
             if not stopped_early and time.time() - started > timeout:
                 log(f"{name}: still draining after {timeout:.0f} s: stopping the driver (partial result)")
                 driver.send_signal(signal.SIGTERM)

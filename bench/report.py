@@ -152,6 +152,11 @@ def targets(r: dict) -> list[str]:
                           f"({fig(fl['tps'])} TPS); wlsync {fig(wl['overhead_pct'], 1, ' pts')}")
                 if sl:
                     anchor += f"; logical slot {fig(sl['overhead_pct'], 1, ' pts')}"
+                cost = find(o.get("statement_cost", {}).get("results", []), mode=mode)
+                if cost and server == "main":
+                    anchor += (f"; one session, no contention: wlsync's trigger "
+                               f"{fig(cost['wlsync_above_floor'], 2, ' µs')} per row above the floor's, of "
+                               f"{fig(cost['untracked'], 1, ' µs')} per untracked statement")
                 rows.append((f"capture cost, single-row {mode.upper()}, 16 clients, {SERVER_SHORT[server]}: "
                              "wlsync's overhead above the floor's",
                              f"<= {TARGET_PTS_ABOVE_FLOOR:.0f} points", fig(wl["pts_vs_floor"], 1, " pts"), anchor,
@@ -184,10 +189,13 @@ def targets(r: dict) -> list[str]:
         un = find(t["results"], variant="untracked")
         anchor = f"untracked {fig(un['tps'])} TPS" if un else "-"
         cap = find(t["results"], variant="capture")
+        floor = find(t["results"], variant="floor")
         if cap:
             rows.append((f"TPC-B-like (scale {t['scale']}, {t['clients']} clients), capture only",
                          f">= {TARGET_TPCB_CAPTURE:.0f}% of untracked", fig(cap["pct_of_untracked"], 1, "%"),
-                         f"{anchor}; capture {fig(cap['tps'])} TPS",
+                         f"{anchor}; capture {fig(cap['tps'])} TPS"
+                         + (f"; the floor (bare one-insert triggers) {fig(floor['pct_of_untracked'], 1, '%')}"
+                            if floor else ""),
                          verdict(med(cap["pct_of_untracked"]) >= TARGET_TPCB_CAPTURE)))
         for e in t["results"]:
             if not e["variant"].startswith("drivers:"):
@@ -376,6 +384,20 @@ def overhead(o: dict) -> list[str]:
                                 f"caught up in {fig(e['slot_catchup_s'], 1, ' s')}"
                                 + (f" ({e['slot_not_caught_up']} run(s) not within 30 s)" if e['slot_not_caught_up'] else "")
                                 for e in slots) + ".", ""]
+    costs = o.get("statement_cost", {}).get("results")
+    if costs:
+        out += [f"**One session, no contention** (this server): {num(o['statement_cost']['statements'])} single-row "
+                "statements in one `DO` block (UPDATE: each row once; INSERT: new keys), variants interleaved "
+                "round by round as above; microseconds per statement, and each trigger's cost (the variant's minus "
+                "untracked's, same round). The CPU the capture itself costs, without pgbench's client, the network "
+                "or 16 clients' contention:", "",
+                "| statement | untracked | floor | wlsync.track | floor's trigger | wlsync's trigger "
+                "| wlsync above the floor |", "|---|---|---|---|---|---|---|"]
+        for c in costs:
+            out.append(f"| {c['mode'].upper()} | " + " | ".join(
+                fig(c[k], 2, " µs") for k in ("untracked", "floor", "wlsync", "floor_trigger", "wlsync_trigger",
+                                              "wlsync_above_floor")) + " |")
+        out.append("")
     if o.get("logical_skipped"):
         out += [f"Throwaway-cluster variants skipped: {o['logical_skipped']}.", ""]
     return out
@@ -395,7 +417,8 @@ def tpcb(t: dict) -> list[str]:
            "|---|---|---|---|---|---|"]
     for e in t["results"]:
         v = e["variant"]
-        label = {"untracked": "untracked", "capture": "capture only"}.get(
+        label = {"untracked": "untracked", "floor": "floor (bare one-insert triggers, section 1)",
+                 "capture": "capture only"}.get(
             v, f"capture + {t['drivers']} drivers into {sink_name(v.split(':', 1)[-1])}")
         check = "-"
         if v.startswith("drivers:"):

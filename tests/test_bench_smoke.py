@@ -35,8 +35,12 @@ def test_bench_smoke_runs_every_section_and_leaves_results_md_alone(tmp_path):
                                                                         ("floor", True), ("wlsync_c4", True)}
     assert next(r for r in overhead if r["variant"] == "wlsync_c4")["pts_vs_wlsync"]["n"] == 1
     assert next(r for r in overhead if r["variant"] == "wlsync")["pts_vs_floor"]["n"] == 1
+    costs = {c["mode"]: c for c in results["overhead"]["statement_cost"]["results"]}
+    assert set(costs) == {"update"} and all(costs["update"][v]["median"] > 0 for v in ("untracked", "floor", "wlsync"))
+    assert costs["update"]["wlsync_above_floor"]["n"] == 1
     tpcb = {r["variant"]: r for r in results["tpcb"]["results"]}
-    assert set(tpcb) == {"untracked", "capture"} and tpcb["capture"]["pct_of_untracked"]["median"] > 0
+    assert set(tpcb) == {"untracked", "floor", "capture"}
+    assert tpcb["capture"]["pct_of_untracked"]["median"] > 0 and tpcb["floor"]["pct_of_untracked"]["median"] > 0
     drain = results["drain"]
     assert {(d["sink"], d["events_per_s"]["median"] > 0) for d in drain["drain"]} == {("sqlite", True),
                                                                                      ("postgresql", True)}
