@@ -177,16 +177,16 @@ def wl_execute(target: str, script: str) -> None:
         wl_postgresql(target, script)
 
 
-def families(mdb_dsn: str, count: int) -> None:
-    """Transactions that insert a parent with three children, and delete an older
-    parent with its children (children first, as MDB's own key demands); slowly
-    enough that WL has the children before their parent goes."""
+def families(mdb_dsn: str, count: int, first: int = 1) -> None:
+    """Transactions that insert a parent with three children (parents first..first +
+    count - 1), and delete an older parent with its children (children first, as MDB's
+    own key demands); slowly enough that WL has the children before their parent goes."""
     with psycopg.connect(mdb_dsn) as conn:
-        for family in range(1, count + 1):
+        for family in range(first, first + count):
             conn.execute("INSERT INTO parent VALUES (%s, %s)", [family, f"p{family}"])
             conn.execute("INSERT INTO child SELECT %s * 10 + g, %s, g FROM generate_series(1, 3) g",
                          [family, family])
-            if family > 5 and family % 2:
+            if family >= first + 5 and family % 2:
                 old = family - 5
                 conn.execute("DELETE FROM child WHERE parent_id = %s", [old])
                 conn.execute("DELETE FROM parent WHERE id = %s", [old])
@@ -219,8 +219,14 @@ def test_normal_mode_sends_children_before_their_parents(mdb, mdb_dsn, target, d
     wl_execute(target, WL_FK_SCHEMA["postgresql"])
     mdb.execute(FK_SCHEMA)
     sync = driver("--batch", "4")
-    families(mdb_dsn, 150)
-    wait_until(lambda: "WL rejected" in sync.log(), timeout=60, message="a refused child")
+    # A refusal needs WL to hold a family's children when the batch deleting their
+    # parent comes; a driver lagging behind on a loaded machine may find both gone
+    # and write neither. More families, a few rounds at most, until one is refused.
+    for first in range(1, 5000, 1000):
+        families(mdb_dsn, 150, first)
+        if "WL rejected" in sync.log():
+            break
+    wait_until(lambda: "WL rejected" in sync.log(), timeout=30, message="a refused child")
 
 
 def store_name(target: str) -> str:
