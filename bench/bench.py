@@ -10,9 +10,11 @@ Sections (see bench/RESULTS.md for what each one reports):
             server: untracked, wlsync.track, and the floor (a bare PL/pgSQL row trigger inserting
             one (int, bigint) row into an unindexed table). On a throwaway cluster with
             wal_level=logical: the same, plus a live logical slot (pgoutput, publication on the
-            table, consumed by pg_recvlogical into /dev/null)
+            table, consumed by pg_recvlogical into /dev/null). Then, on this server, one session
+            running single-row statements in a DO block with each of untracked, floor, wlsync:
+            the capture's CPU per statement, without pgbench's client or contention
   tpcb      pgbench's built-in TPC-B-like script (scale 4, 8 clients) on tracked pgbench_accounts,
-            pgbench_tellers, pgbench_branches: untracked, capture only, capture with two drivers
+            pgbench_tellers, pgbench_branches: untracked, the floor's triggers, capture only, capture with two drivers
             draining into each sink of drain_sinks; the backlog is drained afterwards and checked
   drain     a pre-filled queue (one event per key) drained by one and two `wlsync_driver.py run
             --once` at the default batch into each sink of drain_sinks (sqlite, postgresql; also
