@@ -402,6 +402,14 @@ CONSUMER_VARIANTS = {"wlsync_c2": 2, "wlsync_c4": 4}
 SLOT, PUBLICATION = "wlsync_bench_slot", "wlsync_bench_pub"
 
 
+def create_floor_triggers(conn: psycopg.Connection, table: str, function: str) -> None:
+    """The floor's triggers on `table`, as wlsync.track installs its own: on INSERT, and on
+    UPDATE WHEN (OLD *<> NEW); `function` inserts the row's (table, key)."""
+    conn.execute(f"CREATE TRIGGER floor_insert AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()")
+    conn.execute(f"CREATE TRIGGER floor_update AFTER UPDATE ON {table} "
+                 f"FOR EACH ROW WHEN (OLD *<> NEW) EXECUTE FUNCTION {function}()")
+
+
 def overhead_variant(conn: psycopg.Connection, variant: str, rows: int) -> None:
     for trigger in BENCH_TRIGGERS:
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger} ON bench_rows")
@@ -425,10 +433,7 @@ def overhead_variant(conn: psycopg.Connection, variant: str, rows: int) -> None:
         conn.execute("CREATE TRIGGER per_consumer_update AFTER UPDATE ON bench_rows "
                      "FOR EACH ROW WHEN (OLD *<> NEW) EXECUTE FUNCTION capture_per_consumer()")
     elif variant == "floor":
-        conn.execute("CREATE TRIGGER floor_insert AFTER INSERT ON bench_rows "
-                     "FOR EACH ROW EXECUTE FUNCTION capture_floor()")
-        conn.execute("CREATE TRIGGER floor_update AFTER UPDATE ON bench_rows "
-                     "FOR EACH ROW WHEN (OLD *<> NEW) EXECUTE FUNCTION capture_floor()")
+        create_floor_triggers(conn, "bench_rows", "capture_floor")
     elif variant == "notify_every":
         conn.execute("CREATE TRIGGER key_notify AFTER INSERT OR UPDATE ON bench_rows "
                      "FOR EACH ROW EXECUTE FUNCTION capture_key_notify()")
@@ -884,19 +889,19 @@ def wait_all(procs: list[subprocess.Popen], cap: float) -> bool:
 
 # --------------------------------------------------------------------------- 1b. a real client: TPC-B
 
-TPCB_TABLES = ("pgbench_accounts", "pgbench_tellers", "pgbench_branches")
+TPCB_KEYS = {"pgbench_accounts": "aid", "pgbench_tellers": "tid", "pgbench_branches": "bid"}  # tracked, with their keys
+TPCB_TABLES = tuple(TPCB_KEYS)
 
 
-# The floor of section 1 on each TPC-B table: a bare AFTER row trigger inserting (table, key)
-# into an unindexed table, on INSERT and on UPDATE WHEN (OLD *<> NEW), as wlsync.track installs.
+# The floor of section 1 on each TPC-B table: a bare row trigger function inserting (table, key)
+# into an unindexed table (its triggers: create_floor_triggers).
 TPCB_FLOOR_SETUP = "CREATE TABLE IF NOT EXISTS tpcb_floor_queue (table_id int, id bigint);\n" + "".join(
     f"""CREATE OR REPLACE FUNCTION {table}_floor() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO tpcb_floor_queue (table_id, id) VALUES ({n}, NEW.{key});
     RETURN NULL;
 END $$;
-""" for n, (table, key) in enumerate((("pgbench_accounts", "aid"), ("pgbench_tellers", "tid"),
-                                      ("pgbench_branches", "bid")), start=1))
+""" for n, (table, key) in enumerate(TPCB_KEYS.items(), start=1))
 
 
 def tpcb_reset(conn: psycopg.Connection, variant: str) -> None:
@@ -912,10 +917,7 @@ def tpcb_reset(conn: psycopg.Connection, variant: str) -> None:
     conn.execute("CHECKPOINT")
     for table in TPCB_TABLES:
         if variant == "floor":
-            conn.execute(f"CREATE TRIGGER floor_insert AFTER INSERT ON {table} "
-                         f"FOR EACH ROW EXECUTE FUNCTION {table}_floor()")
-            conn.execute(f"CREATE TRIGGER floor_update AFTER UPDATE ON {table} "
-                         f"FOR EACH ROW WHEN (OLD *<> NEW) EXECUTE FUNCTION {table}_floor()")
+            create_floor_triggers(conn, table, f"{table}_floor")
         elif variant != "untracked":
             conn.execute("SELECT wlsync.track(%s)", [table])
 
